@@ -1,0 +1,24 @@
+"""Errors a user can cause, as opposed to bugs.
+
+Every problem with the files a user hands us (a malformed ONNX or VNN-LIB file,
+an unsupported operator, NaN weights, an empty input box, a shape mismatch) is
+raised as an `InputError` naming the file and the problem. The CLI prints its
+one-line message and exits with code 2; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """A problem with user input: `path` is the offending file (or None)."""
+
+    def __init__(self, path, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        if self.path:
+            return f"{self.path}: {self.problem}"
+        return self.problem
