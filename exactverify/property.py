@@ -72,6 +72,13 @@ class Property:
             if not (np.all(np.isfinite(case.lower)) and np.all(np.isfinite(case.upper))):
                 bad = int(np.flatnonzero(~(np.isfinite(case.lower) & np.isfinite(case.upper)))[0])
                 raise InputError(self.source, f"input X_{bad} has no finite lower and upper bound")
+            for d in case.disjuncts:
+                if d.A.ndim != 2 or d.A.shape[1] != self.n_outputs or d.b.shape != (d.A.shape[0],):
+                    raise InputError(self.source, f"case {k}: an output constraint has shape {d.A.shape}, "
+                                                  f"expected (rows, {self.n_outputs})")
+            if case.input_A is not None and case.input_A.size and case.input_A.shape[1] != self.n_inputs:
+                raise InputError(self.source, f"case {k}: an input constraint has {case.input_A.shape[1]} "
+                                              f"columns, expected {self.n_inputs}")
             empty = np.flatnonzero(case.lower > case.upper)
             if len(empty):
                 i = int(empty[0])
