@@ -1,0 +1,120 @@
+"""The HiGHS backend (highspy): the whole model is passed as arrays in one `passModel`.
+
+Settings: one thread, no console output, the caller's time limit, and tight
+feasibility tolerances (1e-9) so that fewer near-solutions slip through as
+spurious counterexamples (every one is re-checked anyway). A gap of zero: the
+caller's models stop on their own, either at the violation cap or when a
+callback has a re-checked counterexample.
+
+Early stop: HiGHS reports each improving MIP solution through
+`cbMipImprovingSolution`, but only its interrupt callbacks can stop the
+search, so the first sets a flag and `cbMipInterrupt` (polled regularly during
+the search) acts on it; that poll also enforces our own wall-clock deadline as
+a backstop to HiGHS' time_limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import SolveResult
+
+_TOLERANCES = {
+    "primal_feasibility_tolerance": 1e-9,
+    "dual_feasibility_tolerance": 1e-9,
+    "mip_feasibility_tolerance": 1e-9,
+}
+
+
+def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0, options: dict | None = None,
+                ) -> SolveResult:
+    import highspy
+
+    start = time.perf_counter()
+    deadline = start + max(time_limit, 0.0)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+    h.setOptionValue("random_seed", int(seed))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    for name, value in {**_TOLERANCES, **(options or {})}.items():
+        h.setOptionValue(name, value)
+    h.passModel(_to_highs_lp(model, highspy))
+
+    state = {"stop": False, "error": None, "x": None, "objective": None}
+
+    def improving(event):
+        try:
+            sol = np.array(event.data_out.mip_solution, dtype=np.float64)
+            obj = float(event.data_out.objective_function_value)
+            if on_solution is not None and len(sol) == model.num_cols and on_solution(sol, obj):
+                state.update(stop=True, x=sol, objective=obj)
+        except Exception as e:  # an exception must not unwind through the C++ solver
+            state.update(stop=True, error=e)
+
+    def interrupt(event):
+        if state["stop"] or time.perf_counter() > deadline:
+            event.interrupt()
+
+    h.cbMipImprovingSolution.subscribe(improving)
+    h.cbMipInterrupt.subscribe(interrupt)
+    h.run()
+    if state["error"] is not None:
+        raise state["error"]
+
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    M = highspy.HighsModelStatus
+    bounded = np.all(np.isfinite(model.col_lower)) and np.all(np.isfinite(model.col_upper))
+    if ms == M.kInfeasible or (ms == M.kUnboundedOrInfeasible and bounded):
+        # with every column bounded the model cannot be unbounded, so "unbounded or infeasible" is infeasible
+        status = "infeasible"
+    elif ms == M.kOptimal:
+        status = "optimal"
+    elif ms in (M.kInterrupt, M.kHighsInterrupt) and state["stop"]:
+        status = "interrupted"
+    elif ms == M.kTimeLimit or ((ms in (M.kInterrupt, M.kHighsInterrupt)) and time.perf_counter() > deadline):
+        status = "time_limit"
+    else:
+        status = "unknown"
+
+    x, objective = state["x"], state["objective"]
+    if x is None and int(info.primal_solution_status) == 2 and status != "infeasible":  # 2: feasible
+        x = np.array(h.getSolution().col_value, dtype=np.float64)
+        objective = float(info.objective_function_value)
+    dual = float(info.mip_dual_bound) if model.integrality.any() else None
+    if dual is not None and not np.isfinite(dual):
+        dual = None
+    return SolveResult(status=status, x=x, objective=objective, dual_bound=dual,
+                       nodes=int(max(info.mip_node_count, 0)), seconds=time.perf_counter() - start,
+                       solver_status=h.modelStatusToString(ms))
+
+
+def _to_highs_lp(model, highspy):
+    """The MilpModel as a HighsLp (row-wise CSR, as built)."""
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.num_cols
+    lp.num_row_ = model.num_rows
+    sense = 1.0 if model.sense == "min" else -1.0
+    lp.col_cost_ = np.asarray(model.objective, dtype=np.float64)
+    lp.sense_ = highspy.ObjSense.kMinimize if sense > 0 else highspy.ObjSense.kMaximize
+    lp.col_lower_ = np.asarray(model.col_lower, dtype=np.float64)
+    lp.col_upper_ = np.asarray(model.col_upper, dtype=np.float64)
+    inf = highspy.kHighsInf
+    lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
+    lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
+    A = model.A.tocsr()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = model.num_cols
+    lp.a_matrix_.num_row_ = model.num_rows
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(np.float64)
+    if model.integrality.any():
+        V = highspy.HighsVarType
+        lp.integrality_ = [V.kInteger if f else V.kContinuous for f in model.integrality]
+    return lp
