@@ -1,0 +1,216 @@
+"""Running VNN-COMP style instance lists and comparing with ground truth.
+
+An instances csv has rows `network,property,timeout` (no header in VNN-COMP;
+a header row is tolerated), paths relative to the csv. A ground-truth csv has a
+header with at least `network`, `property` and `expected`; rows are matched by
+the file names (basenames) of network and property, which is how the files in
+shared/benchmarks name them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+
+@dataclass
+class Instance:
+    network: Path
+    property: Path
+    timeout: float
+    line: int
+
+
+@dataclass
+class InstanceResult:
+    network: str
+    property: str
+    status: str  # sat / unsat / timeout / unknown / error
+    seconds: float
+    timeout: float
+    expected: str = ""
+    agrees: str = ""  # "yes", "WRONG", or "" when either side is undecided
+    reason: str = ""
+    onnxruntime_recheck: str = ""  # for sat: "ok" / "FAILED" / "" when not run
+    counterexample: list | None = None
+
+
+@dataclass
+class BenchReport:
+    instances_csv: str
+    rows: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        statuses = [r.status for r in self.rows]
+        times = [r.seconds for r in self.rows]
+        decided = [r for r in self.rows if r.status in ("sat", "unsat")]
+        with_truth = [r for r in self.rows if r.expected in ("sat", "unsat")]
+        return {
+            "instances": len(self.rows),
+            "decided": len(decided),
+            **{s: statuses.count(s) for s in ("sat", "unsat", "timeout", "unknown", "error")},
+            "with_ground_truth": len(with_truth),
+            "agreeing": sum(r.agrees == "yes" for r in self.rows),
+            "wrong": sum(r.agrees == "WRONG" for r in self.rows),
+            "sat_onnxruntime_rechecked": sum(r.onnxruntime_recheck == "ok" for r in self.rows),
+            "sat_onnxruntime_failed": sum(r.onnxruntime_recheck == "FAILED" for r in self.rows),
+            "time_total_s": round(sum(times), 3),
+            "time_median_s": round(statistics.median(times), 4) if times else 0.0,
+            "time_median_decided_s": round(statistics.median([r.seconds for r in decided]), 4) if decided else None,
+            "time_max_s": round(max(times), 3) if times else 0.0,
+        }
+
+    def as_dict(self) -> dict:
+        return {"instances_csv": self.instances_csv, "summary": self.summary(),
+                "results": [asdict(r) for r in self.rows]}
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        cols = ["network", "property", "status", "seconds", "timeout", "expected", "agrees", "reason",
+                "onnxruntime_recheck"]
+        w = csv.writer(out)
+        w.writerow(cols)
+        for r in self.rows:
+            w.writerow([getattr(r, c) if c != "seconds" else f"{r.seconds:.4f}" for c in cols])
+        return out.getvalue()
+
+
+def read_instances(csv_path) -> list:
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise InputError(csv_path, "instances csv not found")
+    base = csv_path.parent
+    out = []
+    with open(csv_path, newline="") as f:
+        for line_no, row in enumerate(csv.reader(f), start=1):
+            row = [c.strip() for c in row]
+            if not row or not any(row) or row[0].startswith("#"):
+                continue
+            if len(row) < 3:
+                raise InputError(csv_path, f"line {line_no}: expected network,property,timeout")
+            try:
+                timeout = float(row[2])
+            except ValueError:
+                if line_no == 1:
+                    continue  # a header row
+                raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} is not a number")
+            inst = Instance(base / row[0], base / row[1], timeout, line_no)
+            for p in (inst.network, inst.property):
+                if not p.is_file():
+                    raise InputError(csv_path, f"line {line_no}: file {p} not found")
+            out.append(inst)
+    if not out:
+        raise InputError(csv_path, "no instances in the csv")
+    return out
+
+
+def read_ground_truth(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "ground-truth csv not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"network", "property", "expected"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(path, f"ground-truth csv lacks column(s) {', '.join(sorted(missing))}")
+        return {(Path(r["network"]).name, Path(r["property"]).name): r["expected"].strip() for r in reader}
+
+
+def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown", pattern=None, limit=None,
+                  progress=True, verify_options=None) -> BenchReport:
+    from . import load_network, load_vnnlib, verify
+
+    instances = read_instances(instances_csv)
+    truth = read_ground_truth(ground_truth) if ground_truth else {}
+    if pattern:
+        rx = re.compile(pattern)
+        instances = [i for i in instances if rx.search(f"{i.network} {i.property}")]
+    if limit is not None:
+        instances = instances[:limit]
+    report = BenchReport(str(instances_csv))
+    networks: dict = {}
+    bar = _progress(len(instances), progress)
+    for inst in instances:
+        t0 = time.perf_counter()
+        budget = timeout if timeout is not None else inst.timeout
+        key = (inst.network.name, inst.property.name)
+        row = InstanceResult(str(inst.network), str(inst.property), "error", 0.0, budget, truth.get(key, ""))
+        try:
+            if inst.network not in networks:
+                networks[inst.network] = load_network(inst.network)
+            net = networks[inst.network]
+            prop = load_vnnlib(inst.property)
+            prop.validate(net)
+            result = verify(net, prop, timeout=budget, bounds=bounds, **(verify_options or {}))
+            row.status, row.reason = result.status, result.reason
+            if result.counterexample is not None:
+                row.counterexample = list(result.counterexample.x)
+                row.onnxruntime_recheck = onnxruntime_recheck(inst.network, net, prop, result.counterexample.x)
+        except InputError as e:
+            row.reason = e.message
+        row.seconds = time.perf_counter() - t0
+        if row.expected in ("sat", "unsat") and row.status in ("sat", "unsat"):
+            row.agrees = "yes" if row.expected == row.status else "WRONG"
+        report.rows.append(row)
+        if bar is not None:
+            s = report.summary()
+            bar.set_postfix_str(f"decided {s['decided']} wrong {s['wrong']}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return report
+
+
+def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
+    """Evaluate the ONNX file itself with onnxruntime (float32) at x; '' when that is not possible."""
+    if network_path.suffix.lower() != ".onnx":
+        return ""
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except ImportError:
+        return ""
+    sess = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    x32 = np.asarray(x, dtype=np.float32).reshape(shape)
+    y = sess.run(None, {inp.name: x32})[0].astype(np.float64).ravel()
+    return "ok" if prop.satisfied_by(np.asarray(x, dtype=np.float64), y) else "FAILED"
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="inst", dynamic_ncols=True)
+
+
+def format_summary(report: BenchReport) -> str:
+    s = report.summary()
+    lines = [
+        f"instances: {s['instances']}  decided: {s['decided']} (sat {s['sat']}, unsat {s['unsat']})  "
+        f"timeout: {s['timeout']}  unknown: {s['unknown']}  error: {s['error']}",
+    ]
+    if s["with_ground_truth"]:
+        lines.append(f"ground truth: {s['with_ground_truth']} with a sat/unsat verdict; "
+                     f"agreeing {s['agreeing']}, WRONG {s['wrong']}")
+    if s["sat"]:
+        lines.append(f"sat counterexamples re-checked by onnxruntime: {s['sat_onnxruntime_rechecked']} ok, "
+                     f"{s['sat_onnxruntime_failed']} failed")
+    lines.append(f"time: total {s['time_total_s']:.2f} s, median {s['time_median_s']:.3f} s, "
+                 f"max {s['time_max_s']:.2f} s")
+    for r in report.rows:
+        if r.agrees == "WRONG" or r.status == "error" or r.onnxruntime_recheck == "FAILED":
+            lines.append(f"  {r.status.upper()} {Path(r.network).name} {Path(r.property).name}: "
+                         f"expected {r.expected or '?'}; {r.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,204 @@
+"""The `exactverify` command line.
+
+Exit codes: 0 when the run completed, whatever the verdict; 2 on bad input
+(one line on stderr naming the file and the problem, no traceback, and no output
+file written); 1 is left to genuine bugs, which do show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import InputError
+
+DESCRIPTION = """\
+Exact verification of small piecewise-linear (ReLU, max) neural networks.
+
+A VNN-LIB property states the UNSAFE condition. Verdicts:
+  sat      a counterexample exists; it is printed, and it was re-checked on the
+           original network in float64 and float32 against every constraint
+  unsat    no input meets the unsafe condition (the safety property holds),
+           proven by a MILP solver (infeasible / dual bound) or by sound bounds
+  timeout  the time limit ran out before a proof or counterexample was found
+  unknown  no trustworthy answer (e.g. a solver point that did not re-check)
+"""
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except InputError as e:
+        print(f"exactverify: error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("exactverify: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exactverify", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("verify", help="decide one network/property instance",
+                       description="Decide whether some input of PROPERTY drives NETWORK into the unsafe set. "
+                                   "The first line on stdout is exactly one of: sat, unsat, timeout, unknown.")
+    p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
+    p.add_argument("property", help="VNN-LIB property file (states the unsafe condition)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit in seconds (default 60)")
+    p.add_argument("--bounds", choices=["interval", "crown"], default="crown",
+                   help="per-neuron bounds for the big-M constants (default crown)")
+    p.add_argument("--out", metavar="RESULT", help="write the VNN-COMP result file (verdict, then the counterexample)")
+    p.add_argument("--json", metavar="REPORT", help="write the whole result as JSON")
+    p.set_defaults(run=run_verify)
+
+    p = sub.add_parser("bench", help="run a VNN-COMP style instances csv",
+                       description="Run every instance of a VNN-COMP instances csv (network,property,timeout; "
+                                   "paths relative to the csv) and summarise. With --ground-truth, count verdicts "
+                                   "that agree with and contradict the expected ones.")
+    p.add_argument("instances", metavar="INSTANCES_CSV")
+    p.add_argument("--ground-truth", metavar="CSV", help="csv with columns network, property, expected")
+    p.add_argument("--out", metavar="RESULTS_CSV", help="write per-instance results as csv")
+    p.add_argument("--json", metavar="REPORT", help="write per-instance results and the summary as JSON")
+    p.add_argument("--timeout", type=float, metavar="S", help="override every instance's timeout")
+    p.add_argument("--bounds", choices=["interval", "crown"], default="crown")
+    p.add_argument("--filter", metavar="REGEX", help="only instances whose 'network property' matches REGEX")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N instances (after --filter)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_bench)
+
+    p = sub.add_parser("info", help="describe a network (and a property)",
+                       description="Load a network (and optionally a property) and print what exactverify sees.")
+    p.add_argument("network")
+    p.add_argument("property", nargs="?")
+    p.add_argument("--json", metavar="REPORT", help="write the description as JSON")
+    p.set_defaults(run=run_info)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return f"exactverify {__version__}"
+
+
+# ---------------------------------------------------------------- verify
+
+def run_verify(args) -> int:
+    from . import load_network, load_vnnlib, verify
+
+    net = load_network(args.network)
+    prop = load_vnnlib(args.property)
+    prop.validate(net)
+    result = verify(net, prop, timeout=args.timeout, bounds=args.bounds)
+    print(result.status)
+    print(_summary_line(result), file=sys.stderr)
+    if result.counterexample is not None:
+        ce = result.counterexample
+        print(f"  counterexample x = {_fmt_vec(ce.x)}")
+        print(f"  network output y = {_fmt_vec(ce.y)}")
+    if args.out:
+        write_atomic(args.out, vnncomp_result_text(result))
+    if args.json:
+        write_atomic(args.json, json.dumps(result.as_dict(), indent=2, default=_json_default) + "\n")
+    return 0
+
+
+def _summary_line(result) -> str:
+    return f"{result.status}: {result.reason} ({result.seconds:.3f} s)"
+
+
+def _fmt_vec(v, limit: int = 8) -> str:
+    shown = ", ".join(f"{x:.6g}" for x in v[:limit])
+    return f"[{shown}{', ...' if len(v) > limit else ''}] ({len(v)} values)"
+
+
+def vnncomp_result_text(result) -> str:
+    """The VNN-COMP result file: the verdict, then for sat ((X_0 v) ... (Y_0 v) ...)."""
+    lines = [result.status]
+    ce = result.counterexample
+    if result.status == "sat" and ce is not None:
+        items = [f"(X_{i} {float(v)!r})" for i, v in enumerate(ce.x)]
+        items += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(ce.y)]
+        lines.append("(" + "\n ".join(items) + ")")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- bench
+
+def run_bench(args) -> int:
+    from .bench import format_summary, run_instances
+
+    report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
+                           bounds=args.bounds, pattern=args.filter, limit=args.limit,
+                           progress=not args.no_progress)
+    print(format_summary(report))
+    if args.out:
+        write_atomic(args.out, report.to_csv())
+    if args.json:
+        write_atomic(args.json, json.dumps(report.as_dict(), indent=2, default=_json_default) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------- info
+
+def run_info(args) -> int:
+    from . import load_network, load_vnnlib
+
+    net = load_network(args.network)
+    info = {"network": str(args.network), "layers": net.describe(), "inputs": net.input_size,
+            "outputs": net.output_size, "relus": net.num_relus, "input_shape": list(net.input_shape)}
+    if args.property:
+        prop = load_vnnlib(args.property)
+        prop.validate(net)
+        info["property"] = str(args.property)
+        info["cases"] = len(prop.cases)
+        info["disjuncts"] = [len(c.disjuncts) for c in prop.cases]
+    for k, v in info.items():
+        print(f"{k}: {v}")
+    if args.json:
+        write_atomic(args.json, json.dumps(info, indent=2) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+def write_atomic(path, text: str) -> None:
+    """Write via a temporary file and rename, so a failed run never leaves a half-written file."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise InputError(path, f"output directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(obj):
+    import numpy as np
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

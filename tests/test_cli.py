@@ -1,0 +1,171 @@
+"""The command line: verdict output, result files, bench, and one test per kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, make_onnx
+
+ABS_NET = ([np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])  # y = |x0 - x1|
+
+
+def vnnlib(lo0=0.0, hi0=1.0, y_at_least=0.5, n_inputs=2):
+    decls = "".join(f"(declare-const X_{i} Real)\n" for i in range(n_inputs)) + "(declare-const Y_0 Real)\n"
+    bounds = "".join(f"(assert (>= X_{i} {lo0}))\n(assert (<= X_{i} {hi0}))\n" for i in range(n_inputs))
+    return decls + bounds + f"(assert (>= Y_0 {y_at_least}))\n"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "exactverify.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or REPO, timeout=120)
+
+
+@pytest.fixture
+def absnet(tmp_path):
+    return make_onnx(tmp_path / "abs.onnx", *ABS_NET)
+
+
+def test_verify_sat_writes_vnncomp_result_and_json(tmp_path, absnet):
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(vnnlib(y_at_least=0.5))
+    out, rep = tmp_path / "res.txt", tmp_path / "rep.json"
+    r = cli("verify", absnet, prop, "--out", out, "--json", rep)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "sat"
+    text = out.read_text().splitlines()
+    assert text[0] == "sat"
+    body = " ".join(text[1:])
+    assert body.startswith("((X_0 ") and "(Y_0 " in body and body.endswith("))")
+    vals = dict((tok.split()[0].strip("()"), float(tok.split()[1].strip("()")))
+                for tok in body[1:-1].replace(")", ")|").split("|") if tok.strip())
+    assert abs(vals["X_0"] - vals["X_1"]) >= 0.5 and 0 <= vals["X_0"] <= 1 and 0 <= vals["X_1"] <= 1
+    report = json.loads(rep.read_text())
+    assert report["status"] == "sat" and len(report["counterexample"]["x"]) == 2
+
+
+def test_verify_unsat(tmp_path, absnet):
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(vnnlib(y_at_least=1.5))
+    out = tmp_path / "res.txt"
+    r = cli("verify", absnet, prop, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "unsat"
+    assert out.read_text() == "unsat\n"
+
+
+def test_verify_does_not_import_torch(tmp_path, absnet):
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(vnnlib(y_at_least=1.5))
+    code = ("import sys; from exactverify.cli import main; rc = main(['verify', sys.argv[1], sys.argv[2]]); "
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
+    r = subprocess.run([sys.executable, "-c", code, str(absnet), str(prop)], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "NOTORCH"
+
+
+def test_help_lists_commands_and_verdicts():
+    r = cli("--help")
+    assert r.returncode == 0
+    for word in ("verify", "bench", "sat", "unsat", "timeout", "unknown"):
+        assert word in r.stdout
+
+
+def test_bench_counts_agreement(tmp_path, absnet):
+    (tmp_path / "sat.vnnlib").write_text(vnnlib(y_at_least=0.5))
+    (tmp_path / "unsat.vnnlib").write_text(vnnlib(y_at_least=1.5))
+    (tmp_path / "inst.csv").write_text("abs.onnx,sat.vnnlib,30\nabs.onnx,unsat.vnnlib,30\n")
+    # the ground truth deliberately claims the wrong verdict for the second instance
+    (tmp_path / "gt.csv").write_text("network,property,expected\nabs.onnx,sat.vnnlib,sat\nabs.onnx,unsat.vnnlib,sat\n")
+    out, rep = tmp_path / "results.csv", tmp_path / "bench.json"
+    r = cli("bench", tmp_path / "inst.csv", "--ground-truth", tmp_path / "gt.csv", "--out", out, "--json", rep,
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(rep.read_text())["summary"]
+    assert summary["decided"] == 2 and summary["agreeing"] == 1 and summary["wrong"] == 1
+    assert "WRONG 1" in r.stdout
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("network,property,status") and len(rows) == 3
+
+
+# ---------------------------------------------------------------- bad input: exit 2, one line, nothing written
+
+def assert_clean_error(r, *needles, out=None):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert "Traceback" not in r.stderr
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("exactverify: error:")
+    for n in needles:
+        assert n.lower() in err.lower(), (n, err)
+    if out is not None:
+        assert not out.exists()
+        assert not list(out.parent.glob(f".{out.name}.*"))
+
+
+@pytest.fixture
+def good_prop(tmp_path):
+    p = tmp_path / "good.vnnlib"
+    p.write_text(vnnlib())
+    return p
+
+
+def test_missing_network(tmp_path, good_prop):
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", tmp_path / "nope.onnx", good_prop, "--out", out), "nope.onnx", out=out)
+
+
+def test_malformed_onnx(tmp_path, good_prop):
+    bad = tmp_path / "garbage.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf\xff\xfe" * 10)
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", bad, good_prop, "--out", out), "garbage.onnx", out=out)
+
+
+def test_unsupported_operator_is_named(tmp_path, good_prop):
+    net = make_onnx(tmp_path / "sig.onnx", *ABS_NET, op_for_activation="Sigmoid")
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", net, good_prop, "--out", out), "sig.onnx", "Sigmoid", out=out)
+
+
+def test_nan_weights(tmp_path, good_prop):
+    w, b = ABS_NET
+    w = [w[0].copy(), w[1]]
+    w[0][0, 0] = np.nan
+    net = make_onnx(tmp_path / "nan.onnx", w, b)
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", net, good_prop, "--out", out), "nan.onnx", "nan", out=out)
+
+
+def test_malformed_vnnlib(tmp_path, absnet):
+    bad = tmp_path / "broken.vnnlib"
+    bad.write_text(vnnlib().replace("(assert (>= Y_0 0.5))", "(assert (>= Y_0 0.5)"))
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", absnet, bad, "--out", out), "broken.vnnlib", out=out)
+
+
+def test_empty_input_box(tmp_path, absnet):
+    bad = tmp_path / "empty.vnnlib"
+    bad.write_text(vnnlib(lo0=1.0, hi0=0.0))
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", absnet, bad, "--out", out), "empty.vnnlib", "empty", out=out)
+
+
+def test_shape_mismatch(tmp_path, absnet):
+    bad = tmp_path / "three.vnnlib"
+    bad.write_text(vnnlib(n_inputs=3))
+    out = tmp_path / "res.txt"
+    assert_clean_error(cli("verify", absnet, bad, "--out", out), "three.vnnlib", "3 inputs", out=out)
+
+
+def test_missing_instances_csv(tmp_path):
+    assert_clean_error(cli("bench", tmp_path / "none.csv", "--no-progress"), "none.csv")
+
+
+def test_instances_csv_pointing_at_missing_file(tmp_path, absnet):
+    (tmp_path / "inst.csv").write_text("abs.onnx,missing.vnnlib,30\n")
+    out = tmp_path / "results.csv"
+    assert_clean_error(cli("bench", tmp_path / "inst.csv", "--out", out, "--no-progress"), "missing.vnnlib", out=out)
