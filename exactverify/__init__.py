@@ -39,5 +39,5 @@ def load_vnnlib(path, n_inputs=None, n_outputs=None) -> Property:
 
 def verify(network, prop, timeout: float = 60.0, **options) -> VerificationResult:
     """Decide whether some input of `prop` drives `network` into the unsafe output set."""
-    from .verify import verify as _verify
+    from .verifier import verify as _verify
     return _verify(network, prop, timeout=timeout, **options)

@@ -169,3 +169,12 @@ def test_instances_csv_pointing_at_missing_file(tmp_path, absnet):
     (tmp_path / "inst.csv").write_text("abs.onnx,missing.vnnlib,30\n")
     out = tmp_path / "results.csv"
     assert_clean_error(cli("bench", tmp_path / "inst.csv", "--out", out, "--no-progress"), "missing.vnnlib", out=out)
+
+
+def test_package_verify_stays_the_function_after_submodules_load():
+    """`exactverify.verify` is the API function, whatever submodules were imported before."""
+    import exactverify
+    import exactverify.verifier  # noqa: F401
+    from exactverify.bench import run_instances  # noqa: F401
+
+    assert callable(exactverify.verify) and exactverify.verify.__module__ == "exactverify"

@@ -22,7 +22,7 @@ import pytest
 from exactverify.network import Affine, ReLU
 from exactverify.property import Case, OutputConstraint, Property
 from exactverify.testing import random_network
-from exactverify.verify import verify
+from exactverify.verifier import verify
 
 # ------------------------------------------------------------------ the oracle
 
@@ -220,7 +220,7 @@ def oracle_results():
 @pytest.fixture(scope="module")
 def split_results():
     """The same kind of instances with input splitting forced down to tiny leaves."""
-    import exactverify.verify as verify_mod
+    import exactverify.verifier as verify_mod
 
     out = []
     with pytest.MonkeyPatch.context() as mp:
