@@ -84,7 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("property", nargs="?")
     p.add_argument("--json", metavar="REPORT", help="write the description as JSON")
     p.set_defaults(run=run_info)
+
+    for name in COMMAND_MODULES:
+        _command_module(name).register(sub)
     return parser
+
+
+# Later commands live in their own modules (exactverify/commands/<name>.py), each with
+# `register(subparsers)`; a module not written yet is simply absent.
+COMMAND_MODULES = ("export", "robustness", "certify", "validate", "audit")
+
+
+def _command_module(name: str):
+    import importlib
+    import importlib.util
+    if importlib.util.find_spec(f"exactverify.commands.{name}") is None:
+        return _Absent
+    return importlib.import_module(f"exactverify.commands.{name}")
+
+
+class _Absent:
+    @staticmethod
+    def register(sub):
+        pass
 
 
 def _version() -> str:
