@@ -267,3 +267,13 @@ def test_polish_recovers_a_counterexample_from_a_bad_candidate():
     assert prop.cases[0].disjuncts[0].violation(net.forward(model.input_values(bad))) > 0
     ce = run._polish(model, 0, 0, [bad])
     assert ce is not None and prop.satisfied_by(np.array(ce.x), net.forward(np.array(ce.x)))
+
+
+def test_highs_banner_never_reaches_stdout():
+    """The CLI's first stdout line is the verdict: HiGHS' banner (printed on the first Highs()) must not precede it."""
+    import subprocess
+    import sys
+    code = "from exactverify.solvers.highs import new_highs\nnew_highs(); new_highs()\nprint('verdict')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "verdict\n"

@@ -34,7 +34,7 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
 
     start = time.perf_counter()
     deadline = start + max(time_limit, 0.0)
-    h = highspy.Highs()
+    h = new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
@@ -92,6 +92,37 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
     return SolveResult(status=status, x=x, objective=objective, dual_bound=dual,
                        nodes=int(max(info.mip_node_count, 0)), seconds=time.perf_counter() - start,
                        solver_status=h.modelStatusToString(ms))
+
+
+_banner_silenced = False
+
+
+def new_highs():
+    """A quiet `highspy.Highs()`.
+
+    HiGHS prints its banner on C-level stdout when the first instance of a
+    process is made, before any option can be set; the CLI's first stdout line
+    must be the verdict, so that first construction runs with fd 1 pointed at
+    /dev/null.
+    """
+    import highspy
+    global _banner_silenced
+    if _banner_silenced:
+        return highspy.Highs()
+    import os
+    import sys
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    _banner_silenced = True
+    return h
 
 
 def _to_highs_lp(model, highspy):
