@@ -26,6 +26,7 @@ class Instance:
     property: Path
     timeout: float
     line: int
+    listed: tuple = ("", "")  # network and property as the csv writes them (relative to it)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def read_instances(csv_path) -> list:
                 if line_no == 1:
                     continue  # a header row
                 raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} is not a number")
-            inst = Instance(base / row[0], base / row[1], timeout, line_no)
+            inst = Instance(base / row[0], base / row[1], timeout, line_no, (row[0], row[1]))
             for p in (inst.network, inst.property):
                 if not p.is_file():
                     raise InputError(csv_path, f"line {line_no}: file {p} not found")
@@ -141,7 +142,9 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
         t0 = time.perf_counter()
         budget = timeout if timeout is not None else inst.timeout
         key = (inst.network.name, inst.property.name)
-        row = InstanceResult(str(inst.network), str(inst.property), "error", 0.0, budget, truth.get(key, ""))
+        # results name the files as the instances csv does, so they do not depend on where it lies
+        row = InstanceResult(inst.listed[0] or str(inst.network), inst.listed[1] or str(inst.property), "error", 0.0,
+                             budget, truth.get(key, ""))
         try:
             if inst.network not in networks:
                 networks[inst.network] = load_network(inst.network)
