@@ -93,7 +93,7 @@ def propagate_interval(layer, lo: np.ndarray, hi: np.ndarray):
     raise TypeError(f"unknown layer type {type(layer).__name__}")
 
 
-def crown_bounds(network: Network, lower, upper, alpha="adaptive") -> LayerBounds:
+def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None) -> LayerBounds:
     """CROWN bounds (Zhang et al. 2018), never looser than IBP.
 
     Layer by layer: the output bounds of an affine layer come from a backward
@@ -109,6 +109,10 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive") -> LayerBound
     the adaptive pass, projected gradient ascent on per-bound slopes for every
     output neuron and every intermediate neuron still unstable; 3-50x slower,
     and markedly tighter on deep networks).
+
+    known: sound bounds already established over the same box (e.g. by LP
+    tightening); every layer is intersected with them before the layers above
+    are relaxed, so their gain carries upward.
     """
     _check_alpha(alpha)
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
@@ -120,6 +124,8 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive") -> LayerBound
         pre_lo, pre_hi = out.pre_activation(k)
         lo, hi = propagate_interval(layer, pre_lo, pre_hi)
         lo, hi = np.maximum(lo, ibp.lower[k]), np.minimum(hi, ibp.upper[k])
+        if known is not None:
+            lo, hi = np.maximum(lo, known.lower[k]), np.minimum(hi, known.upper[k])
         if isinstance(layer, Affine) and k > 0:
             feeds_relu = k + 1 < len(network.layers) and isinstance(network.layers[k + 1], ReLU)
             lo, hi = _crown_affine(layer, steps[::-1], out.input_lower, out.input_upper, lo, hi, alpha, feeds_relu)

@@ -57,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
     p.add_argument("property", help="VNN-LIB property file (states the unsafe condition)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit in seconds (default 60)")
-    p.add_argument("--bounds", choices=["interval", "crown"], default="crown",
-                   help="per-neuron bounds for the big-M constants (default crown)")
+    p.add_argument("--tightening", choices=["interval", "crown", "lp", "milp"], default="crown",
+                   help="how far the per-neuron bounds (the big-M constants) are tightened before the MILP: "
+                        "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
+                        "up to 30%% of the time limit); --json reports unstable ReLUs per layer per stage")
+    p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)  # the older name
     p.add_argument("--out", metavar="RESULT", help="write the VNN-COMP result file (verdict, then the counterexample)")
     p.add_argument("--json", metavar="REPORT", help="write the whole result as JSON")
     p.set_defaults(run=run_verify)
@@ -72,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RESULTS_CSV", help="write per-instance results as csv")
     p.add_argument("--json", metavar="REPORT", help="write per-instance results and the summary as JSON")
     p.add_argument("--timeout", type=float, metavar="S", help="override every instance's timeout")
-    p.add_argument("--bounds", choices=["interval", "crown"], default="crown")
+    p.add_argument("--tightening", choices=["interval", "crown", "lp", "milp"], default="crown",
+                   help="bound tightening stage, as for verify (default crown)")
+    p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)
     p.add_argument("--filter", metavar="REGEX", help="only instances whose 'network property' matches REGEX")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N instances (after --filter)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -122,7 +127,7 @@ def run_verify(args) -> int:
     net = load_network(args.network)
     prop = load_vnnlib(args.property)
     prop.validate(net)
-    result = verify(net, prop, timeout=args.timeout, bounds=args.bounds)
+    result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening)
     print(result.status)
     print(_summary_line(result), file=sys.stderr)
     if result.counterexample is not None:
@@ -162,8 +167,9 @@ def run_bench(args) -> int:
     from .bench import format_summary, run_instances
 
     report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
-                           bounds=args.bounds, pattern=args.filter, limit=args.limit,
-                           progress=not args.no_progress)
+                           bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
+                           progress=not args.no_progress,
+                           verify_options={"tightening": args.bounds or args.tightening})
     print(format_summary(report))
     if args.out:
         write_atomic(args.out, report.to_csv())

@@ -43,6 +43,7 @@ from .encodings.milp import MilpModel, build_milp, violation_bounds
 from .network import Network
 from .property import Case, Property
 from .result import VerificationResult
+from .tightening import STAGES, TighteningReport, tightened_bounds
 from .solvers import solve
 
 _N_CHEAP_POINTS = 64
@@ -53,6 +54,7 @@ _SPLIT_MAX_INPUTS = 16  # input splitting pays only where the input is low-dimen
 # ~0.1 s for 12-24 binaries where a split and two CROWN passes take ~3 ms: small leaves win.
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
+_TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
 
 
 class _Clock:
@@ -82,15 +84,25 @@ class _Found(Exception):
 
 
 def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str = "crown", solver: str = "highs",
-           attack_time: float | None = None, seed: int = 0) -> VerificationResult:
+           attack_time: float | None = None, seed: int = 0, tightening: str | None = None) -> VerificationResult:
     """Decide whether some input of `prop` drives `network` into the unsafe output set.
 
-    attack_time: seconds for the gradient attack before any MILP (default:
-    5% of the timeout, at most 2 s; 0 skips it; cheap points are always tried).
+    tightening: how far the bounds over each case's box are tightened before
+    any MILP (tightening.STAGES: "interval", "crown" (default), "lp", "milp");
+    "interval" also makes every sub-box use intervals. `bounds` is the older
+    name for the interval/crown choice. attack_time: seconds for the gradient
+    attack before any MILP (default: 5% of the timeout, at most 2 s; 0 skips
+    it; cheap points are always tried).
     """
     clock = _Clock(timeout)
     prop.validate(network)
+    if tightening is None:
+        tightening = "interval" if bounds == "interval" else "crown"
+    if tightening not in STAGES:
+        raise ValueError(f"unknown tightening {tightening!r} (choose from {', '.join(STAGES)})")
+    bounds = "interval" if tightening == "interval" else "crown"
     run = _Run(network, prop, clock, bounds, solver, seed)
+    run.tightening = tightening
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
     try:
@@ -125,7 +137,8 @@ class _Run:
         self.timings = {"bounds": 0.0, "attack": 0.0, "milp": 0.0}
         self.stats = {"solver_calls": 0, "nodes": 0, "milps": 0, "binaries_max": 0, "polish_calls": 0,
                       "refuted_by_bounds": 0, "refuted_by_milp": 0}
-        self.bounds_info: dict = {"method": None, "unstable": []}
+        self.bounds_info: dict = {"method": None, "unstable": [], "stages": []}
+        self.tightening = "crown"
 
     # ------------------------------------------------------------ stages
 
@@ -133,10 +146,17 @@ class _Run:
         t = time.perf_counter()
         for case in self.prop.cases:
             self._check_time()
-            lb, used = _case_bounds(self.net, case, self.bounds_method)
+            report = TighteningReport()
+            deadline = min(self.clock.deadline, self.clock.start + _TIGHTENING_SHARE * (self.clock.deadline - self.clock.start))
+            try:
+                lb = tightened_bounds(self.net, case.lower, case.upper, self.tightening, deadline=deadline, report=report)
+                used = self.tightening
+            except NotImplementedError:  # CROWN is not available for some layer: intervals
+                lb, used = _box_bounds(self.net, case.lower, case.upper, "interval")
             self.case_bounds.append(lb)
-            self.bounds_info["method"] = used
+            self.bounds_info["method"] = "interval" if used == "interval" else "crown"
             self.bounds_info["unstable"].append(lb.unstable_counts(self.net))
+            self.bounds_info["stages"].append(report.stages)
         self.timings["bounds"] += time.perf_counter() - t
 
     def cheap_points(self):
@@ -459,12 +479,6 @@ class _Run:
 
 
 # ------------------------------------------------------------------ bounds
-
-def _case_bounds(net: Network, case, method: str):
-    """Bounds over a whole case box: optimised CROWN slopes, since every MILP over the case uses them
-    (fewer unstable ReLUs, fewer binaries: 132 -> 102 on an MNIST 256x2 instance, for 0.1 s)."""
-    return _box_bounds(net, case.lower, case.upper, method, alpha="optimized")
-
 
 def _box_bounds(net: Network, lo, hi, method: str, alpha: str = "adaptive"):
     """(bounds, the method used) over [lo, hi]; CROWN falls back to intervals where it is not available."""
