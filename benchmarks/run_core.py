@@ -2,6 +2,7 @@
 
     python benchmarks/run_core.py                # every suite below
     python benchmarks/run_core.py acasxu12       # one suite
+    python benchmarks/run_core.py acasxu coav mnist_fc_2022 eran   # the issue-3 suites
 
 Each suite is run through `exactverify bench`'s machinery (the same code path as
 the CLI), against the ground truth in ../shared/benchmarks. Per-instance results
@@ -31,6 +32,7 @@ SUITES = {
     "acasxu12": dict(csv="acasxu/instances.csv", truth="acasxu/ground_truth.csv", pattern=ACAS12),
     "acasxu": dict(csv="acasxu/instances.csv", truth="acasxu/ground_truth.csv"),
     "mnist_fc_2022": dict(csv="mnist_fc/instances_2022.csv", truth="mnist_fc/ground_truth_2022.csv"),
+    "coav": dict(csv=None, truth=None),
     "eran": dict(csv="eran_mnist_relu_9_200/instances.csv", truth="eran_mnist_relu_9_200/ground_truth.csv"),
 }
 DEFAULT = ["vnncomp2021_test", "marabou_mnist_small", "acasxu12"]
@@ -50,13 +52,33 @@ def marabou_instances_csv(results_dir: Path) -> Path:
     return path
 
 
+def coav_instances_csv() -> Path:
+    """CollisionAvoidance ships as one tarball: unpack it once into benchmarks/.cache (git-ignored)."""
+    import tarfile
+    dest = HERE / ".cache"
+    csv_path = dest / "coav" / "instances.csv"
+    if not csv_path.is_file():
+        dest.mkdir(exist_ok=True)
+        with tarfile.open(SHARED / "coav" / "coav.tar.xz") as tar:
+            members = tar.getmembers()
+            for m in members:  # the tarball is third-party: refuse anything that would land outside dest
+                if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in Path(m.name).parts:
+                    sys.exit(f"coav.tar.xz: unexpected member {m.name!r}")
+            tar.extractall(dest, members=members)
+    return csv_path
+
+
 def run_suite(name: str, results_dir: Path, timeout=None, progress=True) -> dict:
     from exactverify.bench import format_summary, run_instances
 
     spec = SUITES[name]
-    csv_path = SHARED / spec["csv"] if spec["csv"] else marabou_instances_csv(results_dir)
+    if name == "coav":
+        csv_path = coav_instances_csv()
+    else:
+        csv_path = SHARED / spec["csv"] if spec["csv"] else marabou_instances_csv(results_dir)
+    truth = SHARED / spec["truth"] if spec["truth"] else None
     t0 = time.perf_counter()
-    report = run_instances(csv_path, ground_truth=SHARED / spec["truth"], timeout=timeout,
+    report = run_instances(csv_path, ground_truth=truth, timeout=timeout,
                            pattern=spec.get("pattern"), progress=progress)
     wall = time.perf_counter() - t0
     (results_dir / f"{name}.csv").write_text(report.to_csv())
