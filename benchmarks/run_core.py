@@ -68,7 +68,7 @@ def coav_instances_csv() -> Path:
     return csv_path
 
 
-def run_suite(name: str, results_dir: Path, timeout=None, progress=True) -> dict:
+def run_suite(name: str, results_dir: Path, timeout=None, progress=True, workers=1, tightening="crown") -> dict:
     from exactverify.bench import format_summary, run_instances
 
     spec = SUITES[name]
@@ -79,13 +79,14 @@ def run_suite(name: str, results_dir: Path, timeout=None, progress=True) -> dict
     truth = SHARED / spec["truth"] if spec["truth"] else None
     t0 = time.perf_counter()
     report = run_instances(csv_path, ground_truth=truth, timeout=timeout,
-                           pattern=spec.get("pattern"), progress=progress)
+                           pattern=spec.get("pattern"), progress=progress, workers=workers,
+                           verify_options={"tightening": tightening})
     wall = time.perf_counter() - t0
     (results_dir / f"{name}.csv").write_text(report.to_csv())
     (results_dir / f"{name}.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
-    print(f"== {name}  (wall {wall:.1f} s)")
+    print(f"== {name}  (wall {wall:.1f} s, {workers} worker(s), tightening {tightening})")
     print(format_summary(report))
-    return {"suite": name, "wall_s": round(wall, 2), **report.summary()}
+    return {"suite": name, "wall_s": round(wall, 2), "workers": workers, **report.summary()}
 
 
 def main(argv=None):
@@ -93,6 +94,9 @@ def main(argv=None):
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: {' '.join(DEFAULT)})")
     parser.add_argument("--timeout", type=float, help="override every instance's timeout")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (default 1: per-instance times are then undisturbed by each other)")
+    parser.add_argument("--tightening", default="crown", choices=["interval", "crown", "lp", "milp"])
     args = parser.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:
@@ -101,9 +105,10 @@ def main(argv=None):
         sys.exit(f"{SHARED} not found: the shared benchmarks must sit beside the repository")
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
-    rows = [run_suite(s, results_dir, args.timeout, not args.no_progress) for s in (args.suites or DEFAULT)]
+    rows = [run_suite(s, results_dir, args.timeout, not args.no_progress, args.workers, args.tightening)
+            for s in (args.suites or DEFAULT)]
     print(f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, python {platform.python_version()}")
-    cols = ["suite", "instances", "decided", "sat", "unsat", "timeout", "unknown", "error", "agreeing", "wrong",
+    cols = ["suite", "wall_s", "workers", "instances", "decided", "sat", "unsat", "timeout", "unknown", "error", "agreeing", "wrong",
             "sat_onnxruntime_rechecked", "time_total_s", "time_median_s", "time_max_s"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

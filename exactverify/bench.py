@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import statistics
 import time
@@ -125,9 +126,12 @@ def read_ground_truth(path) -> dict:
 
 
 def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown", pattern=None, limit=None,
-                  progress=True, verify_options=None) -> BenchReport:
-    from . import load_network, load_vnnlib, verify
+                  progress=True, verify_options=None, workers: int = 1) -> BenchReport:
+    """Run the instances; `workers` > 1 runs them on that many processes (0: one per core).
 
+    Each instance's time is measured where it runs, so per-instance figures
+    do not depend on the number of workers (as long as workers <= cores).
+    """
     instances = read_instances(instances_csv)
     truth = read_ground_truth(ground_truth) if ground_truth else {}
     if pattern:
@@ -135,40 +139,86 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
         instances = [i for i in instances if rx.search(f"{i.network} {i.property}")]
     if limit is not None:
         instances = instances[:limit]
+    jobs = [(inst, timeout if timeout is not None else inst.timeout,
+             truth.get((inst.network.name, inst.property.name), ""), bounds, verify_options or {})
+            for inst in instances]
+    workers = default_workers() if not workers or workers < 1 else int(workers)
+    workers = min(workers, len(jobs))
     report = BenchReport(str(instances_csv))
-    networks: dict = {}
-    bar = _progress(len(instances), progress)
-    for inst in instances:
-        t0 = time.perf_counter()
-        budget = timeout if timeout is not None else inst.timeout
-        key = (inst.network.name, inst.property.name)
-        # results name the files as the instances csv does, so they do not depend on where it lies
-        row = InstanceResult(inst.listed[0] or str(inst.network), inst.listed[1] or str(inst.property), "error", 0.0,
-                             budget, truth.get(key, ""))
-        try:
-            if inst.network not in networks:
-                networks[inst.network] = load_network(inst.network)
-            net = networks[inst.network]
-            prop = load_vnnlib(inst.property)
-            prop.validate(net)
-            result = verify(net, prop, timeout=budget, bounds=bounds, **(verify_options or {}))
-            row.status, row.reason = result.status, result.reason
-            if result.counterexample is not None:
-                row.counterexample = list(result.counterexample.x)
-                row.onnxruntime_recheck = onnxruntime_recheck(inst.network, net, prop, result.counterexample.x)
-        except InputError as e:
-            row.reason = e.message
-        row.seconds = time.perf_counter() - t0
-        if row.expected in ("sat", "unsat") and row.status in ("sat", "unsat"):
-            row.agrees = "yes" if row.expected == row.status else "WRONG"
-        report.rows.append(row)
+    rows: list = [None] * len(jobs)
+    bar = _progress(len(jobs), progress)
+
+    def done(i, row):
+        rows[i] = row
+        report.rows = [r for r in rows if r is not None]
         if bar is not None:
             s = report.summary()
             bar.set_postfix_str(f"decided {s['decided']} wrong {s['wrong']}")
             bar.update(1)
-    if bar is not None:
-        bar.close()
+
+    try:
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                done(i, run_instance(*job))
+        else:
+            import multiprocessing as mp
+            # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
+            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+                for i, row in pool.imap_unordered(_run_indexed, list(enumerate(jobs))):
+                    done(i, row)
+    finally:
+        if bar is not None:
+            bar.close()
+    report.rows = [r for r in rows if r is not None]
     return report
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init():
+    # one BLAS thread per worker: the workers are the parallelism
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _run_indexed(item):
+    i, job = item
+    return i, run_instance(*job)
+
+
+_NETWORKS: dict = {}  # per process: a network is loaded once however many properties use it
+
+
+def run_instance(inst: Instance, budget: float, expected: str, bounds: str, verify_options: dict) -> InstanceResult:
+    from . import load_network, load_vnnlib, verify
+
+    t0 = time.perf_counter()
+    # results name the files as the instances csv does, so they do not depend on where it lies
+    row = InstanceResult(inst.listed[0] or str(inst.network), inst.listed[1] or str(inst.property), "error", 0.0,
+                         budget, expected)
+    try:
+        if inst.network not in _NETWORKS:
+            _NETWORKS.clear()  # instances come grouped by network; keep one in memory
+            _NETWORKS[inst.network] = load_network(inst.network)
+        net = _NETWORKS[inst.network]
+        prop = load_vnnlib(inst.property)
+        prop.validate(net)
+        result = verify(net, prop, timeout=budget, bounds=bounds, **verify_options)
+        row.status, row.reason = result.status, result.reason
+        if result.counterexample is not None:
+            row.counterexample = [float(v) for v in result.counterexample.x]
+            row.onnxruntime_recheck = onnxruntime_recheck(inst.network, net, prop, result.counterexample.x)
+    except InputError as e:
+        row.reason = e.message
+    row.seconds = time.perf_counter() - t0
+    if row.expected in ("sat", "unsat") and row.status in ("sat", "unsat"):
+        row.agrees = "yes" if row.expected == row.status else "WRONG"
+    return row
 
 
 def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:

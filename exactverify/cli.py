@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
                         "up to 30%% of the time limit); --json reports unstable ReLUs per layer per stage")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)  # the older name
+    add_solver_argument(p)
     p.add_argument("--out", metavar="RESULT", help="write the VNN-COMP result file (verdict, then the counterexample)")
     p.add_argument("--json", metavar="REPORT", help="write the whole result as JSON")
     p.set_defaults(run=run_verify)
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tightening", choices=["interval", "crown", "lp", "milp"], default="crown",
                    help="bound tightening stage, as for verify (default crown)")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)
+    add_solver_argument(p)
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run instances on N worker processes (default: all cores; 1 runs them in this process)")
     p.add_argument("--filter", metavar="REGEX", help="only instances whose 'network property' matches REGEX")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N instances (after --filter)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         _command_module(name).register(sub)
     return parser
+
+
+def add_solver_argument(p) -> None:
+    """`--solver` for every command that solves; the names come from the solver registry."""
+    from .solvers import SOLVERS
+    p.add_argument("--solver", choices=SOLVERS, default="highs",
+                   help=f"exact back end: {', '.join(SOLVERS)} (default highs)")
 
 
 # Later commands live in their own modules (exactverify/commands/<name>.py), each with
@@ -127,7 +138,8 @@ def run_verify(args) -> int:
     net = load_network(args.network)
     prop = load_vnnlib(args.property)
     prop.validate(net)
-    result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening)
+    result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening,
+                    solver=args.solver)
     print(result.status)
     print(_summary_line(result), file=sys.stderr)
     if result.counterexample is not None:
@@ -168,8 +180,8 @@ def run_bench(args) -> int:
 
     report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
                            bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
-                           progress=not args.no_progress,
-                           verify_options={"tightening": args.bounds or args.tightening})
+                           progress=not args.no_progress, workers=args.workers,
+                           verify_options={"tightening": args.bounds or args.tightening, "solver": args.solver})
     print(format_summary(report))
     if args.out:
         write_atomic(args.out, report.to_csv())

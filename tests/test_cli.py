@@ -91,6 +91,22 @@ def test_bench_counts_agreement(tmp_path, absnet):
     assert rows[0].startswith("network,property,status") and len(rows) == 3
 
 
+def test_bench_on_worker_processes_gives_the_same_rows_in_csv_order(tmp_path, absnet):
+    props = {f"p{k}.vnnlib": vnnlib(y_at_least=t) for k, t in enumerate([0.5, 1.5, 0.2, 3.0, 0.9])}
+    for name, text in props.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "inst.csv").write_text("".join(f"abs.onnx,{name},30\n" for name in props))
+    rows = {}
+    for workers in ("1", "2"):
+        rep = tmp_path / f"bench{workers}.json"
+        r = cli("bench", tmp_path / "inst.csv", "--workers", workers, "--json", rep, "--no-progress")
+        assert r.returncode == 0, r.stderr
+        rows[workers] = [(x["property"], x["status"]) for x in json.loads(rep.read_text())["results"]]
+    assert rows["1"] == rows["2"]
+    assert [p for p, _ in rows["2"]] == list(props)
+    assert {s for _, s in rows["2"]} == {"sat", "unsat"}
+
+
 # ---------------------------------------------------------------- bad input: exit 2, one line, nothing written
 
 def assert_clean_error(r, *needles, out=None):

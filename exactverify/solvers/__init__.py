@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 STATUSES = ("optimal", "infeasible", "time_limit", "interrupted", "unknown")
+SOLVERS = ("highs",)  # the names `--solver` accepts; a back end is added here and in `solve`
 
 
 @dataclass
