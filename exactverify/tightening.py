@@ -43,6 +43,7 @@ from .bounds import LayerBounds, compute_bounds, crown_bounds
 from .encodings.milp import build_milp
 from .network import Affine, Network, ReLU
 from .property import Case, OutputConstraint
+from .solvers.highs import run_highs as _run_highs
 
 STAGES = ("interval", "crown", "lp", "milp")
 MILP_PAD = 1e-6  # relative to max(1, |bound|)
@@ -177,7 +178,7 @@ class _Solver:
         h.changeColsCost(len(idx), idx, costs)
         self.last = col
         h.setOptionValue("time_limit", float(max(time_cap, 1e-3)))
-        h.run()
+        _run_highs(h)
         M = self.highspy.HighsModelStatus
         status = h.getModelStatus()
         if self.integer:

@@ -62,7 +62,7 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
 
     h.cbMipImprovingSolution.subscribe(improving)
     h.cbMipInterrupt.subscribe(interrupt)
-    h.run()
+    run_highs(h)
     if state["error"] is not None:
         raise state["error"]
 
@@ -95,6 +95,23 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
 
 
 _banner_silenced = False
+
+
+def run_highs(h):
+    """`h.run()`, robust to HiGHS' process-wide thread scheduler.
+
+    Since HiGHS 1.16 a run whose `threads` option differs from the scheduler
+    already running in the process (another Highs object, or scipy's bundled
+    HiGHS, may have started one with every core) fails at once with model
+    status "Not Set". We then reset the scheduler and run again: the
+    one-thread setting is what keeps parallel workers from oversubscribing.
+    """
+    import highspy
+    status = h.run()
+    if status == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        highspy.Highs.resetGlobalScheduler(True)
+        status = h.run()
+    return status
 
 
 def new_highs():
