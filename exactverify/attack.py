@@ -61,40 +61,62 @@ def violation_and_gradient(network: Network, x: np.ndarray, A: np.ndarray, b: np
 
 def pgd_attack(network: Network, prop, time_budget: float = 1.0, restarts: int = 64, steps: int = 60,
                seed: int = 0, deadline: float | None = None) -> Counterexample | None:
-    """Search every case and disjunct for a counterexample that re-checks; None if none was found."""
+    """Search every case for a counterexample that re-checks; None if none was found.
+
+    Each case's disjuncts are attacked jointly: every start descends the
+    violation of whichever disjunct it is currently closest to meeting (for a
+    robustness property: whichever other class is closest to winning). On the
+    MNIST-FC properties this finds in milliseconds counterexamples that one
+    attack per disjunct missed in 10 s. Rounds alternate the schedule: large
+    steps from random corners (full-width signed steps, as FGSM) and smaller
+    steps from uniform starts.
+    """
     rng = np.random.default_rng(seed)
     end = time.perf_counter() + time_budget
     if deadline is not None:
         end = min(end, deadline)
-    jobs = [(ci, di) for ci, case in enumerate(prop.cases) for di in range(len(case.disjuncts))]
-    round_ = 0
-    while time.perf_counter() < end:
-        for ci, di in jobs:
+    for round_ in range(8):
+        for ci in range(len(prop.cases)):
             if time.perf_counter() >= end:
-                break
-            ce = _attack_one(network, prop, ci, di, restarts, steps, rng, end, first_round=round_ == 0)
+                return None
+            ce = _attack_case(network, prop, ci, restarts, steps, rng, end, round_)
             if ce is not None:
                 return ce
-        round_ += 1
-        if round_ >= 8:
-            break
     return None
 
 
-def _attack_one(network, prop, ci, di, restarts, steps, rng, end, first_round):
+_SCHEDULES = (  # (initial step as a share of the box width, steps between halvings, start)
+    (1.0, 15, "corners"),
+    (0.25, 20, "uniform"),
+)
+
+
+def _attack_case(network, prop, ci, restarts, steps, rng, end, round_):
     case = prop.cases[ci]
-    d = case.disjuncts[di]
     lo, hi = case.lower, case.upper
     width = hi - lo
-    x = lo + rng.random((restarts, len(lo))) * width
-    if first_round:  # the centre and the corners closest to the gradient are cheap good guesses
+    ds = case.disjuncts
+    if any(len(d.b) == 0 for d in ds):  # a disjunct with no output constraint: any point of the case
+        return check_point(network, prop, (lo + hi) / 2, ci)
+    rows = np.vstack([d.A for d in ds])
+    rhs = np.concatenate([d.b for d in ds])
+    starts = np.cumsum([0] + [len(d.b) for d in ds[:-1]])
+    step0, halve_every, init = _SCHEDULES[round_ % len(_SCHEDULES)]
+    if init == "corners":
+        x = np.where(rng.random((restarts, len(lo))) < 0.5, lo, hi)
+    else:
+        x = lo + rng.random((restarts, len(lo))) * width
+    if round_ == 0:
         x[0] = (lo + hi) / 2
-    if len(d.b) == 0:
-        return check_point(network, prop, x[0], ci)
-    step = 0.25 * width
+    step = step0 * width
+    tol = 1e-9 * (1 + np.abs(rhs).max())
     best_x, best_v = None, np.inf
     for t in range(steps):
-        viol, grad = violation_and_gradient(network, x, d.A, d.b)
+        y, cache = forward_with_cache(network, x)
+        slack = y @ rows.T - rhs  # (batch, all rows)
+        per_disjunct = np.maximum.reduceat(slack, starts, axis=1)  # violation of each disjunct
+        closest = per_disjunct.argmin(1)
+        viol = per_disjunct[np.arange(len(x)), closest]
         k = int(viol.argmin())
         if viol[k] < best_v:
             best_v, best_x = viol[k], x[k].copy()
@@ -103,11 +125,17 @@ def _attack_one(network, prop, ci, di, restarts, steps, rng, end, first_round):
             if ce is not None:
                 return ce
             best_v = np.inf  # a point on the boundary that did not re-check: push on
+        # the gradient of each start's closest disjunct: its worst row
+        masked = np.full_like(slack, -np.inf)
+        for j, (a, n) in enumerate(zip(starts, [len(d.b) for d in ds])):
+            sel = closest == j
+            masked[sel, a:a + n] = slack[sel, a:a + n]
+        grad = input_gradient(network, cache, rows[masked.argmax(1)])
         x = np.clip(x - step * np.sign(grad), lo, hi)
-        if (t + 1) % 10 == 0:
+        if (t + 1) % halve_every == 0:
             step = step * 0.5
             if time.perf_counter() >= end:
                 break
-    if best_x is not None and best_v <= 1e-9 * (1 + np.abs(d.b).max()):
+    if best_x is not None and best_v <= tol:
         return check_point(network, prop, best_x, ci)
     return None
