@@ -326,7 +326,11 @@ class _Run:
             self.timings["milp"] += time.perf_counter() - t
 
     def _milp_outcome(self, ci, di, case, lb, time_cap):
-        model = build_milp(self.net, lb, case, self.prop.cases[ci].disjuncts[di])
+        if self.solver == "z3":  # the SMT encoding (exact rationals, disjunctions) instead of the MILP
+            from .encodings.smt import build_smt
+            model = build_smt(self.net, lb, case, self.prop.cases[ci].disjuncts[di])
+        else:
+            model = build_milp(self.net, lb, case, self.prop.cases[ci].disjuncts[di])
         self.stats["milps"] += 1
         self.stats["binaries_max"] = max(self.stats["binaries_max"], model.num_binaries)
         candidates = []  # solutions with violation <= 0 that did not re-check
@@ -381,14 +385,17 @@ class _Run:
         their rounding, which removes any integrality slack), minimising the
         violation, so its optimum has the largest margin the region offers;
         then a few small gradient steps from each point. Whatever comes out still has to pass `check_point`.
+        That LP is always solved by HiGHS (a search heuristic whose output is re-checked, whatever the
+        solver); an SMT model (solver z3) has no binaries to fix and goes straight to the gradient steps.
         """
         self.stats["polish_calls"] += 1
         end = time.perf_counter() + _POLISH_SECONDS
         points = []
         for col_values in candidates[-3:][::-1]:
-            if model.integrality.any() and time.perf_counter() < min(end, self.clock.deadline):
+            if (isinstance(model, MilpModel) and model.integrality.any()
+                    and time.perf_counter() < min(end, self.clock.deadline)):
                 lp = model.with_fixed_integers(col_values)
-                res = solve(lp, self.solver, time_limit=max(0.05, min(end, self.clock.deadline) - time.perf_counter()))
+                res = solve(lp, "highs", time_limit=max(0.05, min(end, self.clock.deadline) - time.perf_counter()))
                 self.stats["solver_calls"] += 1
                 if res.x is not None and res.objective is not None and res.objective <= 0:
                     x = lp.input_values(res.x)
