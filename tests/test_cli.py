@@ -194,3 +194,14 @@ def test_package_verify_stays_the_function_after_submodules_load():
     from exactverify.bench import run_instances  # noqa: F401
 
     assert callable(exactverify.verify) and exactverify.verify.__module__ == "exactverify"
+
+
+def test_result_files_are_ordinary_files_not_private_temporaries(tmp_path, absnet):
+    import os
+    (tmp_path / "p.vnnlib").write_text(vnnlib(y_at_least=1.5))
+    out = tmp_path / "result.txt"
+    r = cli("verify", absnet, tmp_path / "p.vnnlib", "--out", out)
+    assert r.returncode == 0, r.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
