@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "up to 30%% of the time limit); --json reports unstable ReLUs per layer per stage")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)  # the older name
     add_solver_argument(p)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress line on stderr every 5 s of a long run (default: when stderr is a terminal)")
     p.add_argument("--out", metavar="RESULT", help="write the VNN-COMP result file (verdict, then the counterexample)")
     p.add_argument("--json", metavar="REPORT", help="write the whole result as JSON")
     p.set_defaults(run=run_verify)
@@ -138,8 +140,9 @@ def run_verify(args) -> int:
     net = load_network(args.network)
     prop = load_vnnlib(args.property)
     prop.validate(net)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
     result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening,
-                    solver=args.solver)
+                    solver=args.solver, progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None)
     print(result.status)
     print(_summary_line(result), file=sys.stderr)
     if result.counterexample is not None:

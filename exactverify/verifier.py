@@ -54,6 +54,7 @@ _SPLIT_MAX_INPUTS = 16  # input splitting pays only where the input is low-dimen
 # ~0.1 s for 12-24 binaries where a split and two CROWN passes take ~3 ms: small leaves win.
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
+_PROGRESS_SECONDS = 5.0  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
 
 
@@ -84,7 +85,8 @@ class _Found(Exception):
 
 
 def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str = "crown", solver: str = "highs",
-           attack_time: float | None = None, seed: int = 0, tightening: str | None = None) -> VerificationResult:
+           attack_time: float | None = None, seed: int = 0, tightening: str | None = None,
+           progress=None) -> VerificationResult:
     """Decide whether some input of `prop` drives `network` into the unsafe output set.
 
     tightening: how far the bounds over each case's box are tightened before
@@ -92,7 +94,9 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     "interval" also makes every sub-box use intervals. `bounds` is the older
     name for the interval/crown choice. attack_time: seconds for the gradient
     attack before any MILP (default: 5% of the timeout, at most 2 s; 0 skips
-    it; cheap points are always tried).
+    it; cheap points are always tried). progress: a callable taking one line
+    of text, called every `_PROGRESS_SECONDS` or so on long runs (the CLI
+    prints it on stderr).
     """
     clock = _Clock(timeout)
     prop.validate(network)
@@ -103,6 +107,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     bounds = "interval" if tightening == "interval" else "crown"
     run = _Run(network, prop, clock, bounds, solver, seed)
     run.tightening = tightening
+    run.progress = progress
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
     try:
@@ -139,6 +144,8 @@ class _Run:
                       "refuted_by_bounds": 0, "refuted_by_milp": 0}
         self.bounds_info: dict = {"method": None, "unstable": [], "stages": []}
         self.tightening = "crown"
+        self.progress = None
+        self._last_progress = time.perf_counter()
 
     # ------------------------------------------------------------ stages
 
@@ -255,6 +262,7 @@ class _Run:
                 break
             _, _, lo, hi, lb, ds, stall, unstable = heapq.heappop(heap)
             self.stats["boxes"] += 1
+            self._report_progress(len(heap))
             t = time.perf_counter()
             self._box_descent(ci, ds, lo, hi)
             self.timings["attack"] += time.perf_counter() - t
@@ -319,6 +327,7 @@ class _Run:
 
     def _solve_disjunct(self, ci: int, di: int, case: Case, lb, time_cap: float | None = None) -> str:
         """MILP for disjunct di of case ci over `case`'s input region (the case itself or a sub-box of it)."""
+        self._report_progress()
         t = time.perf_counter()
         try:
             return self._milp_outcome(ci, di, case, lb, time_cap)
@@ -453,6 +462,19 @@ class _Run:
     def _check_time(self):
         if self.clock.expired():
             raise _OutOfTime
+
+    def _report_progress(self, heap_size: int | None = None):
+        now = time.perf_counter()
+        if self.progress is None or now - self._last_progress < _PROGRESS_SECONDS:
+            return
+        self._last_progress = now
+        total = sum(len(c.disjuncts) for c in self.prop.cases)
+        refuted = sum(1 for o in self.outcome.values() if o in ("bounds", "milp", "split"))
+        line = (f"[{self.clock.elapsed():6.1f} s] disjuncts refuted {refuted}/{total}, "
+                f"MILPs {self.stats['milps']}")
+        if heap_size is not None:
+            line += f", input boxes done {self.stats.get('boxes', 0)}, open {heap_size}"
+        self.progress(line)
 
     # ------------------------------------------------------------ verdict
 

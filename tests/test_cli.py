@@ -205,3 +205,25 @@ def test_result_files_are_ordinary_files_not_private_temporaries(tmp_path, absne
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_verify_reports_progress_on_long_runs(monkeypatch):
+    import exactverify.verifier as verifier
+    from exactverify import verify
+    from exactverify.bounds import crown_bounds, linear_objective_bounds
+    from exactverify.property import Case, OutputConstraint, Property
+    from exactverify.testing import random_network
+
+    monkeypatch.setattr(verifier, "_PROGRESS_SECONDS", 0.0)  # every box and MILP reports
+    net = random_network([3, 20, 20, 2], seed=1)
+    lo, hi = -np.ones(3), np.ones(3)
+    ys = net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 3)))
+    up = linear_objective_bounds(net, crown_bounds(net, lo, hi), np.array([[1.0, -1.0]]))[1][0]
+    # unsafe: y0 - y1 >= t, halfway between the sampled maximum and CROWN's bound: it takes input splitting
+    t = ((ys[:, 0] - ys[:, 1]).max() + up) / 2
+    prop = Property(3, 2, [Case(lo, hi, [OutputConstraint(np.array([[-1.0, 1.0]]), np.array([-t]))])])
+    lines = []
+    result = verify(net, prop, timeout=30, progress=lines.append, attack_time=0)
+    assert result.status == "unsat"
+    assert lines and all(line.startswith("[") and "disjuncts refuted" in line for line in lines)
+    assert any("input boxes done" in line for line in lines)
