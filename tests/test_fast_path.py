@@ -1,0 +1,50 @@
+"""The one-pass Lipschitz certificate as the verifier's first stage."""
+
+import numpy as np
+import pytest
+
+import exactverify.verifier as verifier
+from exactverify import load_network, verify
+from exactverify.property import Case, OutputConstraint, Property
+from exactverify.testing import random_network
+
+from conftest import REPO
+
+
+def robustness_property(x, label, n_out, eps, domain=(-np.inf, np.inf)):
+    """Unsafe: some other class j gets a logit >= the label's (one disjunct per j)."""
+    ds = []
+    for j in range(n_out):
+        if j != label:
+            row = np.zeros((1, n_out))
+            row[0, label], row[0, j] = 1.0, -1.0  # y_label - y_j <= 0
+            ds.append(OutputConstraint(row, np.zeros(1)))
+    return Property(len(x), n_out, [Case(np.clip(x - eps, *domain), np.clip(x + eps, *domain), ds)])
+
+
+def test_gloro_digits_point_is_answered_by_the_certificate_without_bounds_or_milp():
+    net = load_network(REPO / "examples" / "digits_gloro.onnx")
+    data = np.load(REPO / "examples" / "digits_gloro_test.npz")
+    x = data["x"][0]
+    label = int(net.forward(x).argmax())
+    result = verify(net, robustness_property(x, label, net.output_size, 0.01, (0.0, 1.0)), timeout=30)
+    assert result.status == "unsat"
+    assert "Lipschitz" in result.reason
+    assert result.stats["milps"] == 0 and result.timings["bounds"] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_certificate_refutations_agree_with_the_full_pipeline(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    net = random_network([4, 10, 10, 3], seed=seed)
+    x = rng.uniform(-1, 1, 4)
+    label = int(net.forward(x).argmax())
+    for eps in (1e-3, 1e-2, 5e-2, 0.2):
+        prop = robustness_property(x, label, 3, eps)
+        fast = verify(net, prop, timeout=20)
+        with monkeypatch.context() as m:
+            m.setattr(verifier, "_LIPSCHITZ_MAX_WEIGHTS", -1)  # the check off
+            full = verify(net, prop, timeout=20)
+        if "Lipschitz" in fast.reason:
+            assert full.status == "unsat", (seed, eps)
+        assert fast.status == full.status or "timeout" in (fast.status, full.status)
