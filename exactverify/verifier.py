@@ -511,7 +511,8 @@ class _Run:
             by = sorted({o for o in outcomes})
             how = {"lipschitz": "Lipschitz certificate", "bounds": "bounds",
                    "milp": "SMT unsat (z3)" if self.solver == "z3" else "MILP infeasible",
-                   "split": f"input splitting into {self.stats.get('boxes', 0)} boxes, bounds and MILP infeasible"}
+                   "split": f"input splitting into {self.stats.get('boxes', 0)} boxes, each refuted by its bounds"
+                            + (f" or an infeasible MILP ({self.stats['milps']} MILPs)" if self.stats["milps"] else "")}
             return self.result("unsat", f"every disjunct refuted ({' and '.join(how[o] for o in by)}; "
                                         f"{len(keys)} disjuncts)")
         if self.clock.expired() or any(o is None or o == "timeout" for o in outcomes):
