@@ -2,7 +2,8 @@
 
 Exit codes: 0 when the run completed, whatever the verdict; 2 on bad input
 (one line on stderr naming the file and the problem, no traceback, and no output
-file written); 1 is left to genuine bugs, which do show a traceback.
+file written); 1 from `audit` when some audited claim is WRONG, and otherwise
+from genuine bugs, which do show a traceback.
 """
 
 from __future__ import annotations
