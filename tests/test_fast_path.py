@@ -5,21 +5,10 @@ import pytest
 
 import exactverify.verifier as verifier
 from exactverify import load_network, verify
-from exactverify.property import Case, OutputConstraint, Property
+from exactverify.validate import robustness_property
 from exactverify.testing import random_network
 
 from conftest import REPO
-
-
-def robustness_property(x, label, n_out, eps, domain=(-np.inf, np.inf)):
-    """Unsafe: some other class j gets a logit >= the label's (one disjunct per j)."""
-    ds = []
-    for j in range(n_out):
-        if j != label:
-            row = np.zeros((1, n_out))
-            row[0, label], row[0, j] = 1.0, -1.0  # y_label - y_j <= 0
-            ds.append(OutputConstraint(row, np.zeros(1)))
-    return Property(len(x), n_out, [Case(np.clip(x - eps, *domain), np.clip(x + eps, *domain), ds)])
 
 
 def test_gloro_digits_point_is_answered_by_the_certificate_without_bounds_or_milp():
@@ -27,7 +16,7 @@ def test_gloro_digits_point_is_answered_by_the_certificate_without_bounds_or_mil
     data = np.load(REPO / "examples" / "digits_gloro_test.npz")
     x = data["x"][0]
     label = int(net.forward(x).argmax())
-    result = verify(net, robustness_property(x, label, net.output_size, 0.01, (0.0, 1.0)), timeout=30)
+    result = verify(net, robustness_property(x, 0.01, label, net.output_size, (0.0, 1.0)), timeout=30)
     assert result.status == "unsat"
     assert "Lipschitz" in result.reason
     assert result.stats["milps"] == 0 and result.timings["bounds"] == 0.0
@@ -40,7 +29,7 @@ def test_certificate_refutations_agree_with_the_full_pipeline(seed, monkeypatch)
     x = rng.uniform(-1, 1, 4)
     label = int(net.forward(x).argmax())
     for eps in (1e-3, 1e-2, 5e-2, 0.2):
-        prop = robustness_property(x, label, 3, eps)
+        prop = robustness_property(x, eps, label, 3)
         fast = verify(net, prop, timeout=20)
         with monkeypatch.context() as m:
             m.setattr(verifier, "_LIPSCHITZ_MAX_WEIGHTS", -1)  # the check off
