@@ -692,54 +692,6 @@ def _exact_radius_entry(res) -> dict:
 # ---------------------------------------------------------------- data
 
 def load_data(path, scale: float = 1.0, limit: int | None = None):
-    """(X, y) from a .npz (arrays x and y; also X/Y) or a csv of rows label,p0,p1,... (a header row is skipped)."""
-    from pathlib import Path
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "data file not found")
-    if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path) as d:
-                keys = {k.lower(): k for k in d.files}
-                if "x" not in keys or "y" not in keys:
-                    raise InputError(path, f"an .npz needs arrays x and y (found {', '.join(d.files) or 'none'})")
-                X, y = np.asarray(d[keys["x"]], dtype=np.float64), np.asarray(d[keys["y"]])
-        except (OSError, ValueError) as e:
-            raise InputError(path, f"not a readable .npz ({e})")
-    else:
-        rows = []
-        try:
-            with open(path) as f:
-                for n, line in enumerate(f, start=1):
-                    line = line.strip()
-                    if not line or line.startswith("#"):
-                        continue
-                    cells = line.split(",")
-                    try:
-                        rows.append([float(c) for c in cells])
-                    except ValueError:
-                        if not rows and n == 1:
-                            continue  # a header
-                        raise InputError(path, f"line {n}: not a row of numbers label,p0,p1,...")
-                    if limit is not None and len(rows) >= limit:
-                        break
-        except UnicodeDecodeError as e:
-            raise InputError(path, f"not a text csv ({e})")
-        if not rows:
-            raise InputError(path, "no data rows")
-        width = {len(r) for r in rows}
-        if len(width) != 1:
-            raise InputError(path, f"rows have different lengths ({sorted(width)})")
-        a = np.asarray(rows)
-        X, y = a[:, 1:], a[:, 0]
-    if len(X) != len(y):
-        raise InputError(path, f"{len(X)} points but {len(y)} labels")
-    if y.size and not np.all(np.asarray(y, dtype=np.float64) == np.round(np.asarray(y, dtype=np.float64))):
-        raise InputError(path, "labels must be whole numbers")
-    X = X.reshape(len(X), -1) / float(scale)
-    y = np.asarray(y).astype(int)
-    if limit is not None:
-        X, y = X[:limit], y[:limit]
-    if not np.all(np.isfinite(X)):
-        raise InputError(path, "the data holds NaN or infinite values")
-    return X, y
+    """(X, y) from a .npz (arrays x and y) or a csv of rows label,p0,p1,... (see exactverify.datasets)."""
+    from .datasets import load_dataset
+    return load_dataset(path, scale=scale, limit=limit)

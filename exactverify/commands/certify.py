@@ -103,64 +103,8 @@ def parse_mode(tokens) -> tuple:
 
 def load_data(path, n_inputs: int, scale: float = 1.0):
     """(X (N x n_inputs) float64, labels (N,) int64) from an .npz or csv file; InputError on bad input."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a data file")
-    if not np.isfinite(scale) or scale == 0:
-        raise InputError(None, f"--scale must be finite and non-zero, got {scale}")
-    name = path.name.lower()
-    if name.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files or "y" not in z.files:
-                    raise InputError(path, f"needs arrays 'x' and 'y' (has {', '.join(z.files) or 'none'})")
-                x = np.asarray(z["x"])
-                y = np.asarray(z["y"])
-        except InputError:
-            raise
-        except Exception as e:  # a corrupt or non-npz file
-            raise InputError(path, f"cannot read as .npz: {type(e).__name__}: {e}") from None
-        if x.dtype.kind not in "fiu" or y.dtype.kind not in "fiu":
-            raise InputError(path, "arrays 'x' and 'y' must be numeric")
-        if x.ndim == 0 or len(x) == 0:
-            raise InputError(path, "array 'x' holds no points")
-        x = x.reshape(len(x), -1).astype(np.float64)
-        y = y.ravel()
-    elif name.endswith(".csv"):
-        rows = []
-        try:
-            lines = path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(path, f"cannot read: {e}") from None
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append([float(v) for v in line.split(",")])
-            except ValueError:
-                if lineno == 1 and not rows:  # a header line
-                    continue
-                raise InputError(path, f"line {lineno}: not a row of numbers 'label,p0,p1,...'") from None
-        if not rows:
-            raise InputError(path, "no data rows")
-        widths = {len(r) for r in rows}
-        if len(widths) != 1:
-            raise InputError(path, f"rows have different lengths ({', '.join(map(str, sorted(widths)))})")
-        arr = np.array(rows)
-        y, x = arr[:, 0], arr[:, 1:]
-    else:
-        raise InputError(path, f"unknown data file type '{path.suffix}' (expected .npz or .csv)")
-    if len(y) != len(x):
-        raise InputError(path, f"{len(x)} inputs but {len(y)} labels")
-    if x.shape[1] != n_inputs:
-        raise InputError(path, f"points have {x.shape[1]} values but the network takes {n_inputs} inputs")
-    if not np.all(np.isfinite(x)):
-        raise InputError(path, "inputs contain NaN or infinite values")
-    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-        raise InputError(path, "labels must be integers")
-    return x / scale, y.astype(np.int64)
+    from ..datasets import load_dataset
+    return load_dataset(path, scale=scale, n_inputs=n_inputs)
 
 
 def run_certify(args) -> int:
