@@ -264,6 +264,7 @@ def test_mnist_semantics_match_direct_evaluation():
     assert 0 < compare_on_points(text, prop, points) < len(points)
 
 
+@pytest.mark.slow  # a timing, not a correctness check: CI skips it (shared machines are noisy)
 def test_largest_files_parse_fast():
     need_benchmarks()
     path = max(benchmark_files(), key=lambda p: p.stat().st_size)
