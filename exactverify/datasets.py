@@ -8,11 +8,10 @@ flattened) and `y` (integer labels), or a csv of rows `label,p0,p1,...` such as
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, require_file
 
 
 def load_dataset(path, scale: float | None = None, n_inputs: int | None = None, n_outputs: int | None = None,
@@ -22,11 +21,7 @@ def load_dataset(path, scale: float | None = None, n_inputs: int | None = None, 
     X is divided by `scale` when given; `limit` keeps the first points only. Problems (missing file, wrong shapes, labels out of range,
     non-finite values) raise InputError(path, problem).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a data file")
+    path = require_file(path, "a data file")
     name = path.name.lower()
     if name.endswith(".npz"):
         try:

@@ -22,3 +22,14 @@ class InputError(Exception):
         if self.path:
             return f"{self.path}: {self.problem}"
         return self.problem
+
+
+def require_file(path, kind: str):
+    """`path` as a Path if it names an existing regular file; otherwise InputError ("a network file", ...)."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, f"is a directory, not {kind}")
+    return path

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, require_file
 from .network import Network
 
 
@@ -27,11 +26,7 @@ def load_network(path_or_module, input_shape=None) -> Network:
     if not isinstance(path_or_module, (str, os.PathLike)):
         raise InputError(None, f"cannot load a network from a {type(path_or_module).__name__}; "
                                f"expected a .onnx or .nnet path or a torch module")
-    path = Path(path_or_module)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a network file")
+    path = require_file(path_or_module, "a network file")
     name = path.name.lower()
     if name.endswith(".onnx") or name.endswith(".onnx.gz"):
         from .onnx_loader import load_onnx

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputError
+from .errors import InputError, require_file
 from .network import Affine, Network, ReLU
 
 
@@ -111,10 +111,7 @@ class _LineReader:
 
     def __init__(self, path: Path):
         self.path = path
-        if not path.exists():
-            raise InputError(path, "file not found")
-        if path.is_dir():
-            raise InputError(path, "is a directory, not a .nnet file")
+        require_file(path, "a .nnet file")
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:

@@ -52,7 +52,7 @@ import onnx
 import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
 
-from .errors import InputError
+from .errors import InputError, require_file
 from .network import Affine, MaxGroups, Network, ReLU
 
 
@@ -114,10 +114,7 @@ def save_onnx(network: Network, path) -> None:
 
 
 def _read_model(path: Path) -> onnx.ModelProto:
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not an ONNX file")
+    require_file(path, "an ONNX file")
     try:
         if path.name.lower().endswith(".gz"):
             model = onnx.load_model_from_string(gzip.decompress(path.read_bytes()))

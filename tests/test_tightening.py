@@ -5,7 +5,7 @@ import pytest
 
 from exactverify.bounds import crown_bounds
 from exactverify.testing import random_network
-from exactverify.tightening import STAGES, TighteningReport, _Solver, _tighten_layer, tightened_bounds
+from exactverify.tightening import STAGES, TighteningReport, _Solver, tightened_bounds
 
 
 def _layer_values(net, xs):

@@ -57,11 +57,6 @@ class SolveResult:
     extra: dict = field(default_factory=dict)
 
 
-def is_milp_solver(solver: str) -> bool:
-    """Does `solver` take a MilpModel (as opposed to the SMT encoding)?"""
-    return solver not in SMT_SOLVERS
-
-
 def solve(model, solver: str = "highs", time_limit: float = 60.0, on_solution=None, **options) -> SolveResult:
     """Solve `model` (a MilpModel, or an SmtModel for "z3") with the named backend."""
     smt = hasattr(model, "to_smtlib2")

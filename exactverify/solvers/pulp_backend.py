@@ -50,7 +50,6 @@ happens.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
