@@ -106,10 +106,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
         tightening = "interval" if bounds == "interval" else "crown"
     if tightening not in STAGES:
         raise ValueError(f"unknown tightening {tightening!r} (choose from {', '.join(STAGES)})")
-    bounds = "interval" if tightening == "interval" else "crown"
-    run = _Run(network, prop, clock, bounds, solver, seed)
-    run.tightening = tightening
-    run.progress = progress
+    run = _Run(network, prop, clock, tightening, solver, seed, progress)
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
     try:
@@ -130,12 +127,11 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
 class _Run:
     """The state of one `verify` call: per (case, disjunct) outcomes, timings and stats."""
 
-    def __init__(self, network, prop, clock, bounds_method, solver, seed):
+    def __init__(self, network, prop, clock, tightening, solver, seed, progress=None):
         self.network = network  # the original: every re-check runs on it
         self.net = network.simplified()  # bounds and encodings only
         self.prop = prop
         self.clock = clock
-        self.bounds_method = bounds_method
         self.solver = solver
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -147,8 +143,8 @@ class _Run:
         self.stats = {"solver_calls": 0, "nodes": 0, "milps": 0, "binaries_max": 0, "polish_calls": 0,
                       "refuted_by_bounds": 0, "refuted_by_milp": 0}
         self.bounds_info: dict = {"method": None, "unstable": [], "stages": []}
-        self.tightening = "crown"
-        self.progress = None
+        self.tightening = tightening  # one of tightening.STAGES
+        self.progress = progress
         self._last_progress = time.perf_counter()
 
     # ------------------------------------------------------------ stages
