@@ -60,7 +60,7 @@ from fractions import Fraction
 import numpy as np
 
 from .network import Network
-from .property import Case, OutputConstraint, Property
+from .property import Case, Property, class_change_disjuncts
 
 STATUSES = ("robust", "not_robust", "unknown")
 
@@ -101,13 +101,7 @@ def stable_set_property(x, eps: float, top_set, n_outputs: int, domain=(-np.inf,
     input_A / input_b: extra input constraints (the cutting planes of an L2 ball).
     """
     S = sorted(int(c) for c in top_set)
-    rest = [j for j in range(n_outputs) if j not in S]
-    disjuncts = []
-    for i in S:
-        for j in rest:
-            A = np.zeros((1, n_outputs))
-            A[0, i], A[0, j] = 1.0, -1.0
-            disjuncts.append(OutputConstraint(A, np.zeros(1)))
+    disjuncts = class_change_disjuncts(S, n_outputs)
     lo, hi = ball_box(x, eps, domain)
     if input_A is not None and len(input_A):
         case = Case(lo, hi, disjuncts, np.asarray(input_A, dtype=np.float64), np.asarray(input_b, dtype=np.float64))

@@ -34,6 +34,20 @@ class OutputConstraint:
         return float(np.max(self.A @ y - self.b))
 
 
+def class_change_disjuncts(top_set, n_outputs: int) -> list:
+    """Robustness properties' unsafe outputs: some class j outside `top_set` scores at least as high as
+    some class i in it. One disjunct y_i - y_j <= 0 per pair (i in top_set, j not), i then j ascending."""
+    top = sorted(int(c) for c in top_set)
+    rest = [j for j in range(n_outputs) if j not in top]
+    disjuncts = []
+    for i in top:
+        for j in rest:
+            a = np.zeros((1, n_outputs))
+            a[0, i], a[0, j] = 1.0, -1.0
+            disjuncts.append(OutputConstraint(a, np.zeros(1)))
+    return disjuncts
+
+
 @dataclass
 class Case:
     """An input region and the output disjuncts that make it unsafe."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import Affine, Network, ReLU
-from .property import Case, OutputConstraint, Property
+from .property import Case, OutputConstraint, Property, class_change_disjuncts
 
 
 def random_network(sizes, seed: int = 0, scale: float = 1.0, output_relu: bool = False) -> Network:
@@ -35,11 +35,4 @@ def not_robust_property(x0, eps: float, label: int, n_outputs: int, domain=(-np.
     x0 = np.asarray(x0, dtype=np.float64)
     lo = np.maximum(x0 - eps, domain[0])
     hi = np.minimum(x0 + eps, domain[1])
-    disjuncts = []
-    for j in range(n_outputs):
-        if j == label:
-            continue
-        a = np.zeros(n_outputs)
-        a[label], a[j] = 1.0, -1.0  # y_label - y_j <= 0
-        disjuncts.append((a[None, :], [0.0]))
-    return box_property(lo, hi, disjuncts)
+    return Property(len(lo), n_outputs, [Case(lo, hi, class_change_disjuncts([label], n_outputs))])

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .property import Case, OutputConstraint, Property
+from .property import Case, Property, class_change_disjuncts
 
 BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
 _EPS64 = np.finfo(np.float64).eps
@@ -62,24 +62,16 @@ def robustness_property(x, eps: float, label: int, n_outputs: int, domain=None) 
     """The L-inf ball of radius eps around x (clipped to `domain` = (lo, hi)), unsafe when some
     y_j >= y_label, j != label: one case, one disjunct per j."""
     x = np.asarray(x, dtype=np.float64).ravel()
-    lo, hi = x - eps, x + eps
-    if domain is not None:
-        lo, hi = np.maximum(lo, domain[0]), np.minimum(hi, domain[1])
-        # a point outside the domain still has itself as a candidate: keep the box non-empty
-        lo, hi = np.minimum(lo, x), np.maximum(hi, x)
-    disjuncts = []
-    for j in range(n_outputs):
-        if j != label:
-            a = np.zeros((1, n_outputs))
-            a[0, label], a[0, j] = 1.0, -1.0  # y_label - y_j <= 0
-            disjuncts.append(OutputConstraint(a, np.zeros(1)))
-    return Property(len(x), n_outputs, [Case(lo, hi, disjuncts)], source=f"Linf ball eps={eps:g} label {label}")
+    lo, hi = _ball(x, eps, domain)
+    return Property(len(x), n_outputs, [Case(lo, hi, class_change_disjuncts([label], n_outputs))],
+                    source=f"Linf ball eps={eps:g} label {label}")
 
 
 def _ball(x, eps, domain):
     lo, hi = x - eps, x + eps
     if domain is not None:
         lo, hi = np.maximum(lo, domain[0]), np.minimum(hi, domain[1])
+        # a point outside the domain still has itself as a candidate: keep the box non-empty
         lo, hi = np.minimum(lo, x), np.maximum(hi, x)
     return lo, hi
 
