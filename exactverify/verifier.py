@@ -58,6 +58,9 @@ _REFUTED = ("lipschitz", "bounds", "milp", "split")  # the outcomes that prove a
 _LIPSCHITZ_MAX_WEIGHTS = 200_000  # the one-pass Lipschitz check runs on networks up to this size
 _PROGRESS_SECONDS = 5.0  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
+# input splitting spends at most this share of its time on region walks (region_search.py): one walk
+# per disjunct from a box before it is split, while the walks are under their share
+_REGION_SHARE = 0.1
 
 
 class _Clock:
@@ -139,7 +142,7 @@ class _Run:
         # (ci, di) -> "bounds" | "milp" | "split" (refuted) | "timeout" | "unknown: why"; missing = undecided
         self.outcome: dict = {}
         self.best_violation: dict = {}  # (ci, di) -> the smallest violation seen at any tried point
-        self.timings = {"bounds": 0.0, "attack": 0.0, "milp": 0.0}
+        self.timings = {"bounds": 0.0, "attack": 0.0, "milp": 0.0, "region": 0.0}
         self.stats = {"solver_calls": 0, "nodes": 0, "milps": 0, "binaries_max": 0, "polish_calls": 0,
                       "refuted_by_bounds": 0, "refuted_by_milp": 0}
         self.bounds_info: dict = {"method": None, "unstable": [], "stages": []}
@@ -275,6 +278,7 @@ class _Run:
                 key = min(_violation_lower(case.disjuncts[di], lb) for di in ds)
                 heapq.heappush(heap, (key, next(counter), lo, hi, lb, ds, stall, unstable))
 
+        split_start = time.perf_counter()
         lb0 = self.case_bounds[ci]
         heapq.heappush(heap, (0.0, next(counter), case.lower, case.upper, lb0, dis, 0,
                               sum(lb0.unstable_counts(self.net))))
@@ -287,6 +291,8 @@ class _Run:
             t = time.perf_counter()
             self._box_descent(ci, ds, lo, hi)
             self.timings["attack"] += time.perf_counter() - t
+            if self.timings["region"] <= _REGION_SHARE * (time.perf_counter() - split_start):
+                self._region_walks(ci, ds, lo, hi)
             dim = self._split_dimension(ci, ds, lo, hi)
             if unstable <= _LEAF_BINARIES or stall >= len(lo) or dim is None:
                 sub = Case(lo, hi, [], case.input_A, case.input_b)
@@ -327,6 +333,28 @@ class _Run:
                     self._try_points(ci, [di], x[viol <= viol.min()], "search in an input box")
                 x = np.clip(x - step * np.sign(grad), lo, hi)
                 step = step * 0.5
+
+    def _region_walks(self, ci: int, ds: list, lo: np.ndarray, hi: np.ndarray):
+        """One region walk per disjunct over the case box, from a corner/face/interior mix of the case
+        box (its faces hold the thin regions the walk is for) or, every third time, of this box."""
+        from .region_search import mixed_start, region_walk
+        case = self.prop.cases[ci]
+        t = time.perf_counter()
+        try:
+            for di in ds:
+                d = case.disjuncts[di]
+                if len(d.b) == 0 or self.clock.expired():
+                    continue
+                self._walks = getattr(self, "_walks", 0) + 1
+                box = (lo, hi) if self._walks % 3 == 0 else (case.lower, case.upper)
+                start = mixed_start(self.net, *box, d.A, d.b, self.rng)
+                x, s, lps = region_walk(self.net, case.lower, case.upper, d.A, d.b, start, self.clock.deadline,
+                                        case.input_A, case.input_b)
+                self.stats["region_lps"] = self.stats.get("region_lps", 0) + lps
+                if x is not None:
+                    self._try_points(ci, [di], x[None, :], "region walk")
+        finally:
+            self.timings["region"] += time.perf_counter() - t
 
     def _split_dimension(self, ci: int, ds: list, lo: np.ndarray, hi: np.ndarray):
         """The input to split: largest width x mean |gradient of the violation| at a few points; None if none can be."""
