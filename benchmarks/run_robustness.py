@@ -1,6 +1,7 @@
 """Exact pointwise robustness (Bastani et al. 2016) of the first 100 MNIST test images on mnist-net_256x2.
 
     python benchmarks/run_robustness.py [--timeout 60] [--workers 2] [--limit N]
+    python benchmarks/run_robustness.py --retry --timeout 300 [--workers 2]
     python benchmarks/run_robustness.py --check-below [--verify-timeout 120]
 
 L-inf, domain [0, 1], pixels scaled by 1/255. For every image: rho as a proven bracket (exact when
@@ -8,6 +9,10 @@ the bracket closes to 1e-6 relative), the time, and Bastani's estimate (the LP i
 of the image); then phi and mu at eps 0.01, 0.02, 0.03, 0.05 and the ratio estimate / exact rho.
 Writes benchmarks/results/robustness_mnist256x2.{json,md}. Interrupted runs resume from
 benchmarks/results/robustness_mnist256x2.progress.jsonl (removed when the run completes).
+
+--retry reruns the images of the finished run whose rho is not exact, with the new --timeout, and
+merges the results (an exact rerun replaces the bracket; otherwise the two proven brackets are
+intersected).
 
 --check-below reads the JSON of a finished run and, for every image with an exact rho, runs
 `exactverify verify` on the L-inf ball of radius 0.999 rho (expected: unsat) and re-checks the
@@ -51,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check-below", action="store_true",
                     help="verify at 0.999 rho for every exact rho of the finished run (updates the results)")
     ap.add_argument("--verify-timeout", type=float, default=120.0)
+    ap.add_argument("--retry", action="store_true",
+                    help="rerun the images of the finished run whose rho is not exact, with --timeout, and merge")
     ap.add_argument("--out", metavar="STEM", help="results stem (default benchmarks/results/robustness_mnist256x2)")
     args = ap.parse_args(argv)
     global OUT
@@ -58,6 +65,8 @@ def main(argv=None) -> int:
         OUT = Path(args.out)
     if args.check_below:
         return check_below(args.verify_timeout, args.workers)
+    if args.retry:
+        return retry(args.timeout, args.workers, argv)
 
     net = load_network(NETWORK)
     X, y = load_dataset(DATA, scale=255, n_inputs=net.input_size, n_outputs=net.output_size)
@@ -119,6 +128,50 @@ def check_below(timeout: float, workers: int) -> int:
     return 0
 
 
+def _merge(old: dict, new: dict) -> dict:
+    """Two runs on one image: both brackets are proven, so their intersection is too."""
+    if new["status"] == "exact":
+        merged = {**new}
+    else:
+        lo = max(old["radius"]["lower"], new["radius"]["lower"])
+        up_new = new["radius"]["upper"] is not None and (old["radius"]["upper"] is None
+                                                        or new["radius"]["upper"] < old["radius"]["upper"])
+        src = new if up_new else old
+        merged = {**src, "radius": {"lower": lo, "upper": src["radius"]["upper"]}, "status": new["status"]}
+    merged.update(bastani_estimate=old.get("bastani_estimate"), bastani_seconds=old.get("bastani_seconds"),
+                  first_run_seconds=old["seconds"])
+    return merged
+
+
+def retry(timeout: float, workers: int, argv) -> int:
+    """Rerun the images whose rho is not exact with a longer time limit; merge into the results."""
+    from exactverify.robustness import dataset_metrics, summarise
+    report = json.loads(Path(f"{OUT}.json").read_text())
+    net = load_network(NETWORK)
+    X, y = load_dataset(DATA, scale=255, n_inputs=net.input_size, n_outputs=net.output_size)
+    by_index = {p["index"]: p for p in report["points"]}
+    todo = [i for i, p in sorted(by_index.items()) if p["status"] not in ("exact", "misclassified")]
+    print(f"retrying {len(todo)} images with {timeout:g} s: {todo}", flush=True)
+    t0 = time.time()
+    sub = dataset_robustness(net, X[todo], y[todo], norm="inf", domain=(0.0, 1.0), timeout=timeout,
+                             workers=workers, resume_path=Path(f"{OUT}.retry.jsonl"))
+    for k, rec in enumerate(sub["points"]):
+        i = todo[k]
+        by_index[i] = _merge(by_index[i], {**rec, "index": i})
+    points = [by_index[i] for i in sorted(by_index)]
+    report["points"] = points
+    report["metrics"] = dataset_metrics(points, EPS)
+    report["summary"] = {**summarise(points), **{k: v for k, v in report["summary"].items()
+                                                if k in ("verify_below", "counterexamples_recheck")}}
+    report["config"].update(retry_timeout=timeout, retried=todo, retry_wall_seconds=round(time.time() - t0, 1),
+                            retry_command=" ".join(["python", "benchmarks/run_robustness.py", *(argv or sys.argv[1:])]))
+    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=_json_default) + "\n")
+    write_atomic(f"{OUT}.md", markdown(report))
+    Path(f"{OUT}.retry.jsonl").unlink(missing_ok=True)
+    print(markdown(report))
+    return 0
+
+
 def markdown(report: dict) -> str:
     s, cfg = report["summary"], report["config"]
     pts = [p for p in report["points"] if p["status"] != "misclassified"]
@@ -130,6 +183,10 @@ def markdown(report: dict) -> str:
         f"L-inf, domain [0, 1], pixels / 255; per-image time limit {cfg['timeout']:g} s; "
         f"{cfg.get('workers', 1)} worker processes on {cfg.get('machine', '?')}.",
         f"Command: `{cfg.get('command', 'python benchmarks/run_robustness.py')}`",
+        *([f"Then the {len(cfg['retried'])} images left inexact were rerun with a time limit of "
+           f"{cfg['retry_timeout']:g} s each (`{cfg.get('retry_command')}`, {cfg.get('retry_wall_seconds')} s of "
+           f"wall time); 'seconds' below is the rerun's time, and the two runs' brackets are intersected."]
+          if cfg.get("retried") else []),
         "",
         f"- images: {s['points']}; correctly classified: {s['correct']}; misclassified (reported separately, "
         f"not in phi/mu): {len(s['misclassified'])} {s['misclassified']}",

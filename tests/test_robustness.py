@@ -135,6 +135,26 @@ def test_rho_matches_brute_force_oracle(sizes, seed, norm):
     assert norm_distance(x, x0, norm) <= r.upper
 
 
+@pytest.mark.parametrize("sizes,seed", CASES)
+def test_both_linf_methods_match_the_oracle(sizes, seed):
+    """The default closes L-inf brackets with region descent and fixed-radius checks; the radius MILP
+    ("milp") must agree with it and with the oracle."""
+    net = random_network(sizes, seed=seed)
+    x0 = _point(net, seed)
+    label = int(np.argmax(net.forward(x0)))
+    rho = oracle_rho(net, x0, label, "inf", DOMAIN)
+    checks = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20)
+    milp = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20, method="milp")
+    assert checks.status == milp.status == "exact"
+    assert "checks" not in milp.stats
+    if math.isinf(rho):
+        assert math.isinf(checks.upper) and math.isinf(milp.upper)
+        return
+    assert checks.stats.get("checks", 0) >= 1 or checks.stats.get("region_lps", 0) >= 1
+    for r in (checks, milp):
+        assert r.lower - 1e-6 * max(1.0, rho) <= rho <= r.upper + 1e-6 * max(1.0, rho)
+
+
 @pytest.mark.parametrize("sizes,seed", FINITE)
 def test_verify_below_rho_is_unsat(sizes, seed):
     net = random_network(sizes, seed=seed)
