@@ -60,7 +60,7 @@ _PROGRESS_SECONDS = 5.0  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
 # input splitting spends at most this share of its time on region walks (region_search.py): one walk
 # per disjunct from a box before it is split, while the walks are under their share
-_REGION_SHARE = 0.1
+_REGION_SHARE = 0.05
 
 
 class _Clock:
