@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
                         "up to 30%% of the time limit); --json reports unstable ReLUs per layer per stage")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="worker processes for an instance that one process does not decide within a few "
+                        "seconds: its input box (or its disjuncts) cut into pieces (default: all cores)")
     add_solver_argument(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress line on stderr every 5 s of a long run (default: when stderr is a terminal)")
@@ -142,8 +145,10 @@ def run_verify(args) -> int:
     prop = load_vnnlib(args.property)
     prop.validate(net)
     show = sys.stderr.isatty() if args.progress is None else args.progress
+    from .parallel import default_workers
     result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening,
-                    solver=args.solver, progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None)
+                    solver=args.solver, progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None,
+                    workers=args.workers or default_workers())
     print(result.status)
     print(_summary_line(result), file=sys.stderr)
     if result.counterexample is not None:

@@ -91,7 +91,7 @@ class _Found(Exception):
 
 def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str = "crown", solver: str = "highs",
            attack_time: float | None = None, seed: int = 0, tightening: str | None = None,
-           progress=None) -> VerificationResult:
+           progress=None, workers: int = 1) -> VerificationResult:
     """Decide whether some input of `prop` drives `network` into the unsafe output set.
 
     tightening: how far the bounds over each case's box are tightened before
@@ -101,8 +101,14 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     attack before any MILP (default: 5% of the timeout, at most 2 s; 0 skips
     it; cheap points are always tried). progress: a callable taking one line
     of text, called every `_PROGRESS_SECONDS` or so on long runs (the CLI
-    prints it on stderr).
+    prints it on stderr). workers: more than 1 lets an instance that one
+    process does not decide within a few seconds go on as pieces on that many
+    worker processes (parallel.py).
     """
+    if workers and workers > 1:
+        from .parallel import verify_parallel
+        return verify_parallel(network, prop, timeout, workers, bounds=bounds, solver=solver,
+                               attack_time=attack_time, seed=seed, tightening=tightening, progress=progress)
     clock = _Clock(timeout)
     prop.validate(network)
     if tightening is None:
