@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from exactverify import load_network  # noqa: E402
 from exactverify.cli import _json_default, write_atomic  # noqa: E402
-from exactverify.robustness import dataset_robustness, load_dataset  # noqa: E402
+from exactverify.robustness import _closed, dataset_robustness, load_dataset  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "benchmarks"
 NETWORK = SHARED / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx"
@@ -133,13 +134,16 @@ def _merge(old: dict, new: dict) -> dict:
     if new["status"] == "exact":
         merged = {**new}
     else:
-        lo = max(old["radius"]["lower"], new["radius"]["lower"])
+        lo = max(math.inf if r["radius"]["lower"] is None else r["radius"]["lower"] for r in (old, new))
         up_new = new["radius"]["upper"] is not None and (old["radius"]["upper"] is None
                                                         or new["radius"]["upper"] < old["radius"]["upper"])
         src = new if up_new else old
-        merged = {**src, "radius": {"lower": lo, "upper": src["radius"]["upper"]}, "status": new["status"]}
+        up = src["radius"]["upper"]
+        closed = up is not None and lo is not None and _closed(lo, up)
+        merged = {**src, "radius": {"lower": lo if math.isfinite(lo) else None, "upper": up},
+                  "status": "exact" if closed else new["status"]}
     merged.update(bastani_estimate=old.get("bastani_estimate"), bastani_seconds=old.get("bastani_seconds"),
-                  first_run_seconds=old["seconds"])
+                  first_run_seconds=old["seconds"], seconds=new["seconds"])
     return merged
 
 
