@@ -437,6 +437,8 @@ class _Run:
             raise _OutOfTime
         if time_cap is not None:
             limit = min(limit, time_cap)
+        if limit < 0.5 and model.A.nnz > 50_000:
+            raise _OutOfTime  # a large model's setup alone takes longer (ERAN 9x200: about a second)
         res = solve(model, self.solver, time_limit=limit, on_solution=on_solution, seed=self.seed)
         self.stats["solver_calls"] += 1
         self.stats["nodes"] += res.nodes
