@@ -4,12 +4,14 @@ First one process tries alone for a short while (`solo` seconds: most instances 
 pool costs about a second to start). If that does not decide it, the property is cut into pieces
 whose union is the whole property: each case's input box is halved along its widest inputs
 (closed halves, as input splitting does) when the input has at most `_SPLIT_MAX_INPUTS` values,
-else each (case, disjunct) becomes a piece. Spawned workers take pieces in turn, each with the
-time left to the common deadline. Verdicts combine soundly:
+else each (case, disjunct) becomes a piece. Spawned workers take pieces in turn, each with about
+twice its fair share of the time left; a piece that runs out of its share is halved and its halves
+are queued, so one hard region does not hold up a worker to the end (on ACAS Xu 4_2 prop_2 one of 8
+half-boxes held most of the work). Verdicts combine soundly:
 - sat: the first piece with a counterexample; it is re-checked against the whole property
   (`check_point`, float64 and float32) in this process before it is reported, and the pool is
   stopped;
-- unsat: only when every piece is unsat (the pieces cover the property);
+- unsat: only when every piece is unsat (the pieces, halves included, cover the property);
 - otherwise timeout, or unknown when no piece timed out.
 """
 
@@ -68,11 +70,11 @@ def _init(network, options):
 
 def _run_piece(item):
     from .verifier import verify
-    k, piece, deadline = item
-    left = deadline - time.time()
+    piece, share, deadline = item
+    left = min(deadline, time.time() + share) - time.time()
     if left <= 0:
-        return k, VerificationResult(status="timeout", reason="no time left for this piece")
-    return k, verify(_WORKER["network"], piece, timeout=left, workers=1, **_WORKER["options"])
+        return VerificationResult(status="timeout", reason="no time left for this piece")
+    return verify(_WORKER["network"], piece, timeout=left, workers=1, **_WORKER["options"])
 
 
 def verify_parallel(network, prop: Property, timeout: float, workers: int, solo: float | None = None,
@@ -86,42 +88,67 @@ def verify_parallel(network, prop: Property, timeout: float, workers: int, solo:
     if first.status != "timeout" or deadline - time.time() < 1.0:
         return first
     progress = options.pop("progress", None)
-    pieces = pieces_of(prop, 4 * workers)
-    statuses = {}
+    queue = pieces_of(prop, 4 * workers)
+    n_pieces, n_unsat, n_split = len(queue), 0, 0
+    other: dict = {}
     import multiprocessing as mp
     ctx = mp.get_context("spawn")  # not fork: a forked copy of a process that has run HiGHS is not safe
-    pool = ctx.Pool(min(workers, len(pieces)), initializer=_init, initargs=(network, options))
+    pool = ctx.Pool(workers, initializer=_init, initargs=(network, options))
+    running: dict = {}
     found = None
     try:
-        for k, res in pool.imap_unordered(_run_piece, [(k, p, deadline) for k, p in enumerate(pieces)]):
-            statuses[k] = res.status
-            if progress is not None:
-                progress(f"[{time.time() - start:6.1f} s] piece {k + 1}/{len(pieces)}: {res.status} "
-                         f"({len(statuses)} done)")
-            if res.status == "sat" and res.counterexample is not None:
-                ce = check_point(network, prop, np.asarray(res.counterexample.x, dtype=np.float64))
-                if ce is not None:
-                    found = (ce, res)
-                    break
+        while (queue or running) and found is None and time.time() < deadline + 1.0:
+            while queue and len(running) < workers:
+                # each piece gets about twice its fair share of the time left; a piece that runs out
+                # of it is halved and its halves queued (one hard region no longer holds up the rest)
+                left = deadline - time.time()
+                share = min(left, max(2.0, 2.0 * left * workers / (len(queue) + len(running))))
+                piece = queue.pop(0)
+                running[pool.apply_async(_run_piece, ((piece, share, deadline),))] = piece
+            ready = [r for r in running if r.ready()]
+            if not ready:
+                time.sleep(0.02)
+                continue
+            for r in ready:
+                piece = running.pop(r)
+                res = r.get()
+                if res.status == "unsat":
+                    n_unsat += 1
+                elif res.status == "sat" and res.counterexample is not None:
+                    ce = check_point(network, prop, np.asarray(res.counterexample.x, dtype=np.float64))
+                    if ce is not None:
+                        found = (ce, res)
+                        break
+                    other["unknown"] = other.get("unknown", 0) + 1
+                elif res.status == "timeout" and deadline - time.time() > 1.0 and len(halves := pieces_of(piece, 2)) > 1:
+                    queue += halves
+                    n_split += 1
+                    n_pieces += len(halves)
+                else:
+                    other[res.status] = other.get(res.status, 0) + 1
+                if progress is not None:
+                    progress(f"[{time.time() - start:6.1f} s] pieces: {n_unsat} unsat, {n_split} re-split, "
+                             f"{len(queue) + len(running)} left ({res.status})")
     finally:
         pool.terminate()
         pool.join()
     seconds = time.time() - start
-    counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
-    stats = {"workers": workers, "pieces": len(pieces), "piece_statuses": counts, "solo_seconds": first.seconds}
+    left_over = len(queue) + len(running)
+    counts = {"unsat": n_unsat, **other, **({"left": left_over} if left_over else {})}
+    stats = {"workers": workers, "pieces": n_pieces, "re_split": n_split, "piece_statuses": counts,
+             "solo_seconds": first.seconds}
     if found is not None:
         ce, res = found
         return VerificationResult(status="sat", counterexample=ce, seconds=seconds, stats=stats,
-                                  reason=f"counterexample re-checked (piece of {len(pieces)} on {workers} workers: "
-                                         f"{res.reason})", network=first.network, property=first.property)
-    if len(statuses) == len(pieces) and all(s == "unsat" for s in statuses.values()):
+                                  reason=f"counterexample re-checked (a piece, on {workers} workers: {res.reason})",
+                                  network=first.network, property=first.property)
+    if not left_over and not other:
         return VerificationResult(status="unsat", seconds=seconds, stats=stats, network=first.network,
                                   property=first.property,
-                                  reason=f"every disjunct refuted (all {len(pieces)} pieces unsat on {workers} workers)")
-    status = "timeout" if (time.time() >= deadline or "timeout" in statuses.values()
-                           or len(statuses) < len(pieces)) else "unknown"
+                                  reason=f"every disjunct refuted (all {n_unsat} pieces unsat on {workers} workers, "
+                                         f"{n_split} re-split)")
+    status = "timeout" if (left_over or "timeout" in other or time.time() >= deadline) else "unknown"
     return VerificationResult(status=status, seconds=seconds, stats=stats, network=first.network,
                               property=first.property,
-                              reason=f"{counts.get('unsat', 0)} of {len(pieces)} pieces unsat on {workers} workers; "
-                                     f"the rest: {', '.join(f'{s} {n}' for s, n in counts.items() if s != 'unsat')}"
-                                     or "no piece decided")
+                              reason=f"{n_unsat} pieces unsat on {workers} workers; the rest: "
+                                     + ", ".join(f"{s} {n}" for s, n in counts.items() if s != "unsat"))
