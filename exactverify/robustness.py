@@ -746,12 +746,9 @@ def _padded(dual: float) -> float:
 def _check_radius(network: Network, x0, label: int, dlo, dhi, r: float, timeout: float, seed: int,
                   attack_time: float | None = None):
     """`verify` on the L-inf ball of radius r (within the domain): is some y_j >= y_label, j != label?"""
-    from .property import Case, Property, class_change_disjuncts
+    from .validate import robustness_property
     from .verifier import verify
-    lo, hi = _box(x0, r, dlo, dhi)
-    prop = Property(len(x0), network.output_size,
-                    [Case(lo, hi, class_change_disjuncts([label], network.output_size))],
-                    source=f"Linf ball r={r!r}")
+    prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
     return verify(network, prop, timeout=max(timeout, 1e-3), seed=seed, attack_time=attack_time)
 
 
@@ -832,7 +829,8 @@ def _close_by_checks(network: Network, x0, label: int, dlo, dhi, lower: float, r
     The first check gets half the time left; when it runs out, a wider descent (four starts per
     class) and a second check just below the upper bound get half of the rest, and what remains
     goes to one check halfway down the bracket.
-    Returns (lower, robust_on_domain): the latter when no point of the whole (finite) domain flips.
+    With no point found yet, the one check is at r_max: unsat there makes the lower bound r_max.
+    Returns the lower bound.
     """
     close = 0.5 * EXACT_RTOL
     checks = 0
@@ -861,7 +859,7 @@ def _close_by_checks(network: Network, x0, label: int, dlo, dhi, lower: float, r
                 break
             status = check(r_max, remaining)  # no point found yet: is the whole search region robust?
             if status == "unsat":
-                return max(lower, r_max), True
+                return max(lower, r_max)
             if status != "sat":
                 break
             continue
@@ -879,7 +877,7 @@ def _close_by_checks(network: Network, x0, label: int, dlo, dhi, lower: float, r
                 break
             if timeouts == 1:  # perhaps the upper bound is not yet the minimum: search wider, then retry
                 _descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed + 1, starts=4)
-    return lower, False
+    return lower
 
 
 def pointwise_robustness(network: Network, x0, label: int | None = None, norm: str = "inf", domain=None,
@@ -975,12 +973,15 @@ def pointwise_robustness(network: Network, x0, label: int | None = None, norm: s
     if norm == "inf" and method == "checks":
         # 2b. close the bracket with fixed-radius `verify` calls (L-inf balls are boxes)
         t0 = time.perf_counter()
-        lower, on_domain = _close_by_checks(network, x0, label, dlo, dhi, lower, min(cap, domain_radius),
-                                            best, deadline, stats, seed)
+        r_max = min(cap, domain_radius)
+        lower = _close_by_checks(network, x0, label, dlo, dhi, lower, r_max, best, deadline, stats, seed)
         stats["check_seconds"] = time.perf_counter() - t0
-        if on_domain:
-            stats["robust_on_domain"] = True
-            return result(math.inf, "exact")
+        if not math.isfinite(best.upper) and lower >= r_max:
+            if lower >= domain_radius:
+                # no point of the whole (finite) domain flips: rho = inf (the infimum of the empty set)
+                stats["robust_on_domain"] = True
+                return result(math.inf, "exact")
+            return result(lower)  # nothing within max_radius: rho >= max_radius, and no more is asked
         if _closed(lower, best.upper) or time.perf_counter() >= deadline:
             return result(lower)
 

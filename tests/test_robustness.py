@@ -155,6 +155,23 @@ def test_both_linf_methods_match_the_oracle(sizes, seed):
         assert r.lower - 1e-6 * max(1.0, rho) <= rho <= r.upper + 1e-6 * max(1.0, rho)
 
 
+@pytest.mark.parametrize("method", ["checks", "milp"])
+def test_max_radius_below_rho_is_a_bound_not_infinity(method):
+    """Nothing flips within max_radius < rho: rho >= max_radius is all that is known, never rho = inf."""
+    sizes, seed = FINITE[0]
+    net = random_network(sizes, seed=seed)
+    x0 = _point(net, seed)
+    label = int(np.argmax(net.forward(x0)))
+    rho = oracle_rho(net, x0, label, "inf", DOMAIN)
+    assert math.isfinite(rho)
+    # no Bastani point: then no point at all is found within max_radius (the attack stays inside it)
+    r = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20, max_radius=0.5 * rho,
+                             method=method, bastani=False)
+    assert r.status != "exact" and math.isinf(r.upper)
+    assert 0.5 * rho * (1 - 1e-6) <= r.lower <= 0.5 * rho * (1 + 1e-9)
+    assert not r.stats.get("robust_on_domain")
+
+
 @pytest.mark.parametrize("sizes,seed", FINITE)
 def test_verify_below_rho_is_unsat(sizes, seed):
     net = random_network(sizes, seed=seed)
