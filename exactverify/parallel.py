@@ -17,7 +17,6 @@ half-boxes held most of the work). Verdicts combine soundly:
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -27,10 +26,6 @@ from .result import VerificationResult
 
 _SPLIT_MAX_INPUTS = 16
 _WORKER: dict = {}
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def pieces_of(prop: Property, target: int) -> list[Property]:

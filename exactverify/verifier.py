@@ -45,6 +45,7 @@ from .property import Case, Property
 from .result import VerificationResult
 from .tightening import STAGES, TighteningReport, tightened_bounds
 from .solvers import solve
+from .solvers.highs import LARGE_MODEL_NNZ
 
 _N_CHEAP_POINTS = 64
 _POLISH_SECONDS = 0.5  # the most one polish may take; the MILP leaves this much of the budget
@@ -155,6 +156,7 @@ class _Run:
         self.tightening = tightening  # one of tightening.STAGES
         self.progress = progress
         self._last_progress = time.perf_counter()
+        self.walks = 0  # region walks started (every third starts from the box being split)
 
     # ------------------------------------------------------------ stages
 
@@ -351,8 +353,8 @@ class _Run:
                 d = case.disjuncts[di]
                 if len(d.b) == 0 or self.clock.expired():
                     continue
-                self._walks = getattr(self, "_walks", 0) + 1
-                box = (lo, hi) if self._walks % 3 == 0 else (case.lower, case.upper)
+                self.walks += 1
+                box = (lo, hi) if self.walks % 3 == 0 else (case.lower, case.upper)
                 start = mixed_start(self.net, *box, d.A, d.b, self.rng)
                 x, s, lps = region_walk(self.net, case.lower, case.upper, d.A, d.b, start, self.clock.deadline,
                                         case.input_A, case.input_b)
@@ -437,7 +439,7 @@ class _Run:
             raise _OutOfTime
         if time_cap is not None:
             limit = min(limit, time_cap)
-        if limit < 0.5 and model.A.nnz > 50_000:
+        if limit < 0.5 and isinstance(model, MilpModel) and model.A.nnz > LARGE_MODEL_NNZ:
             raise _OutOfTime  # a large model's setup alone takes longer (ERAN 9x200: about a second)
         res = solve(model, self.solver, time_limit=limit, on_solution=on_solution, seed=self.seed)
         self.stats["solver_calls"] += 1
