@@ -11,7 +11,10 @@ The plan, cheapest first:
    closest to satisfying first. Where the input is low-dimensional and many
    ReLUs are unstable, over input sub-boxes (branch and bound on the input,
    `_Run._split_case`), since per-box bounds make most ReLUs stable and the
-   MILPs small; otherwise one MILP per disjunct over the whole case. An
+   MILPs small. Where it is high-dimensional and the network is a plain
+   Affine/ReLU chain, branch and bound on ReLU phases with beta-CROWN bounds
+   first (relu_split.py; MILPs only on its nearly fully split leaves), and
+   one MILP per disjunct over the whole case for whatever it leaves. An
    infeasible status is a proof for that disjunct (or box); a solution is only
    a candidate, re-checked by `check_point` inside the solver callback, so that
    the search stops at the first real counterexample, and polished when it
@@ -41,6 +44,7 @@ from . import bounds as bounds_mod
 from .check import Counterexample, check_point
 from .encodings.milp import MilpModel, build_milp, violation_bounds
 from .network import Affine, Network
+from . import relu_split
 from .property import Case, Property
 from .result import VerificationResult
 from .tightening import STAGES, TighteningReport, tightened_bounds
@@ -55,7 +59,7 @@ _SPLIT_MAX_INPUTS = 16  # input splitting pays only where the input is low-dimen
 # ~0.1 s for 12-24 binaries where a split and two CROWN passes take ~3 ms: small leaves win.
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
-_REFUTED = ("lipschitz", "bounds", "milp", "split")  # the outcomes that prove a disjunct unreachable
+_REFUTED = ("lipschitz", "bounds", "milp", "split", "relu split")  # the outcomes that prove a disjunct unreachable
 _LIPSCHITZ_MAX_WEIGHTS = 200_000  # the one-pass Lipschitz check runs on networks up to this size
 _PROGRESS_SECONDS = 5.0  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
@@ -243,16 +247,60 @@ class _Run:
             if ds:
                 # the disjuncts the cheap points came closest to meeting first: the likeliest to be sat
                 by_case[ci] = sorted(ds, key=lambda di: self.best_violation.get((ci, di), np.inf))
-        for ci in sorted(by_case, key=lambda ci: self.best_violation.get((ci, by_case[ci][0]), np.inf)):
+        order = sorted(by_case, key=lambda ci: self.best_violation.get((ci, by_case[ci][0]), np.inf))
+        for n, ci in enumerate(order):
             lb = self.case_bounds[ci]
             if self.prop.n_inputs <= _SPLIT_MAX_INPUTS and sum(lb.unstable_counts(self.net)) > _LEAF_BINARIES:
                 self._split_case(ci, by_case[ci])
                 continue
+            if self._relu_splitting_applies(ci):
+                # the cases left share the time left; a case's MILPs run only on what splitting leaves
+                self._relu_split_case(ci, by_case[ci], time.perf_counter() + self.clock.left() / (len(order) - n))
+                by_case[ci] = [di for di in by_case[ci] if (ci, di) not in self.outcome]
             for di in by_case[ci]:
                 if self.clock.expired():
                     self.outcome[(ci, di)] = "timeout"
                 else:
                     self.outcome[(ci, di)] = self._solve_disjunct(ci, di, self.prop.cases[ci], lb)
+
+    # ------------------------------------------------------------ ReLU splitting
+
+    def _relu_splitting_applies(self, ci: int) -> bool:
+        case = self.prop.cases[ci]
+        return (self.prop.n_inputs > _SPLIT_MAX_INPUTS and self.solver == "highs" and relu_split.supports(self.net)
+                and case.input_A is None and sum(self.case_bounds[ci].unstable_counts(self.net)) > _LEAF_BINARIES)
+
+    def _relu_split_case(self, ci: int, dis: list, deadline: float):
+        """Branch and bound on ReLU phases (relu_split.py) for the disjuncts `dis` of case ci, until
+        `deadline`; refuted disjuncts get the outcome "relu split", the others stay open. Domains with
+        at most `_LEAF_BINARIES` unstable ReLUs left get a MILP capped at `_LEAF_SECONDS`."""
+        case = self.prop.cases[ci]
+
+        def leaf(domain_bounds, di):
+            return self._solve_disjunct(ci, di, case, domain_bounds, _LEAF_SECONDS) == "milp"
+
+        def progress(stats, frontier, worst):
+            self._report_progress()
+            if self.progress is not None and stats.rounds % 50 == 0:
+                self.progress(f"[{self.clock.elapsed():6.1f} s] ReLU splitting: {stats.domains} domains, "
+                              f"{frontier} open, worst bound {worst:.4g}")
+
+        splitter = relu_split.ReluSplitter(self.net, self.case_bounds[ci], case.disjuncts,
+                                           lambda x: check_point(self.network, self.prop, x, ci),
+                                           leaf=leaf, leaf_unstable=_LEAF_BINARIES)
+        t = time.perf_counter()
+        try:
+            refuted, ce = splitter.run(dis, min(deadline, self.clock.deadline), progress)
+        finally:
+            self.timings["relu_split"] = self.timings.get("relu_split", 0.0) + time.perf_counter() - t
+            st = splitter.stats
+            self.stats["relu_domains"] = self.stats.get("relu_domains", 0) + st.domains
+            self.stats["relu_depth"] = max(self.stats.get("relu_depth", 0), st.max_depth)
+        if ce is not None:
+            raise _Found(ce, "ReLU splitting")
+        for di in refuted:
+            self.outcome[(ci, di)] = "relu split"
+            self.stats["refuted_by_relu_split"] = self.stats.get("refuted_by_relu_split", 0) + 1
 
     # ------------------------------------------------------------ input splitting
 
@@ -545,6 +593,7 @@ class _Run:
             by = sorted({o for o in outcomes})
             how = {"lipschitz": "Lipschitz certificate", "bounds": "bounds",
                    "milp": "SMT unsat (z3)" if self.solver == "z3" else "MILP infeasible",
+                   "relu split": f"ReLU splitting over {self.stats.get('relu_domains', 0)} domains",
                    "split": f"input splitting into {self.stats.get('boxes', 0)} boxes, each refuted by its bounds"
                             + (f" or an infeasible MILP ({self.stats['milps']} MILPs)" if self.stats["milps"] else "")}
             return self.result("unsat", f"every disjunct refuted ({' and '.join(how[o] for o in by)}; "

@@ -1,0 +1,411 @@
+"""Branch and bound over ReLU phases with beta-CROWN bounds, batched in numpy.
+
+Halving the input box pays only when there are few inputs; an MNIST network
+has 784. Here a *domain* is the whole input box with some ReLUs that are
+unstable over it fixed: active (z >= 0, so y = z) or inactive (z <= 0, so
+y = 0). The two children of a domain cover it (z = 0 belongs to both), so a
+disjunct is refuted once every leaf of the tree is.
+
+Each domain's bound is a lower bound on one row c.y - d of the disjunct
+(c.y - d > 0 everywhere refutes it), from one CROWN backward pass in which
+
+- the pre-activation bounds are those of the root, except that a split neuron
+  is exact (slope 1 or 0), and
+- each split constraint s z >= 0 (s = +1 active, -1 inactive) enters with a
+  Lagrange multiplier beta >= 0 (beta-CROWN, Wang et al. 2021): the objective
+  is >= objective - beta s z on the domain, and the pass bounds the right-hand side.
+
+The lower slopes alpha in [0, 1] of the unstable ReLUs and the betas are
+optimised per domain by projected gradient ascent (Adam); every value of them
+gives a sound bound, so the best padded bound seen is kept. The float64
+rounding of the pass is bounded and padded exactly as in bounds.py (see the
+comment there), with the beta terms' products and sums covered by counting
+|lam| on both sides of each ReLU step.
+
+Many domains (and all the disjuncts) are bounded at once as one batch: each
+step is a (batch, n) @ (n, n') product. A domain's bound also names a point
+(the box corner that minimises its last linear bound); every such point is run
+through the network and re-checked as a counterexample.
+
+Only networks of the form Affine, ReLU, Affine, ..., Affine qualify
+(`supports`); the verifier uses this for cases with many inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bounds import LayerBounds, _magnitude, _round_up
+from .network import Affine, Network, ReLU
+
+_EPS = np.finfo(np.float64).eps
+
+
+def supports(net: Network) -> bool:
+    """Affine, ReLU, Affine, ReLU, ..., Affine, with at least one ReLU."""
+    layers = net.layers
+    if len(layers) < 3 or len(layers) % 2 == 0:
+        return False
+    return all(isinstance(l, Affine) if i % 2 == 0 else isinstance(l, ReLU) for i, l in enumerate(layers))
+
+
+@dataclass
+class SplitStats:
+    domains: int = 0  # domains bounded (the root items included)
+    rounds: int = 0
+    max_frontier: int = 0
+    max_depth: int = 0
+    points_checked: int = 0
+    leaves: int = 0  # fully split domains handed to the leaf decider
+    seconds: float = 0.0
+    refuted: list = field(default_factory=list)  # disjunct indices refuted here
+
+
+class ReluSplitter:
+    """Branch and bound over ReLU phases for the disjuncts of one case.
+
+    net: a `supports`-ed network (the simplified one); lb: sound bounds over the
+    case's box (every layer's output); disjuncts: the case's OutputConstraints.
+    `check(x)` re-checks a candidate point against the real property and
+    returns a counterexample or None. `leaf(bounds, di)`, if given, decides a
+    domain with at most `leaf_unstable` unstable ReLUs left unsplit (with none
+    left the relaxation is exact, but the betas may not have converged, e.g.
+    on an empty domain) from that domain's `LayerBounds`: True if it refutes
+    disjunct di there (an infeasible MILP), a counterexample, or False;
+    without it a fully split domain leaves its disjunct open.
+    """
+
+    def __init__(self, net: Network, lb: LayerBounds, disjuncts: list, check, iterations: int = 8,
+                 batch: int = 512, lr_alpha: float = 0.1, lr_beta: float = 0.05, max_items: int = 400_000,
+                 leaf=None, leaf_unstable: int = 0, candidates: int = 1):
+        if not supports(net):
+            raise ValueError("ReLU splitting needs Affine, ReLU, ..., Affine")
+        self.net, self.disjuncts, self.check = net, disjuncts, check
+        self.iterations, self.batch, self.lr_alpha, self.lr_beta = iterations, batch, lr_alpha, lr_beta
+        self.max_items = max_items
+        self.candidates = candidates
+        self.leaf = leaf
+        self.leaf_unstable = leaf_unstable if leaf is not None else 0
+        self.root_bounds = lb
+        self.W = [np.ascontiguousarray(l.dense_weight(), dtype=np.float64) for l in net.layers[0::2]]
+        self.b = [np.asarray(l.bias, dtype=np.float64) for l in net.layers[0::2]]
+        self.WT = [np.ascontiguousarray(w.T) for w in self.W]
+        self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
+        self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
+        self.in_mag = _magnitude(self.in_lo, self.in_hi)
+        # the affine scale bounds |W| |input| + |b| (bounds.py's padding argument)
+        self.aff_scale = []
+        for k, (w, bias) in enumerate(zip(self.W, self.b)):
+            lo, hi = lb.pre_activation(2 * k)
+            self.aff_scale.append(np.abs(w) @ _magnitude(lo, hi) + np.abs(bias))
+        # ReLU layers r = 0..L-1: pre-activation = output of affine r = lb layer 2r
+        self.relus = []
+        offset = 0
+        for r in range(len(self.W) - 1):
+            l, u = lb.lower[2 * r], lb.upper[2 * r]
+            unstable = np.flatnonzero((l < 0) & (u > 0))
+            lu, uu = l[unstable], u[unstable]
+            with np.errstate(over="ignore"):
+                width = uu - lu
+            slope = np.where(np.isfinite(width), np.minimum(_round_up(uu / width), 1.0), 1.0)
+            with np.errstate(over="ignore"):
+                scale = 2.0 * _magnitude(l, u)
+            self.relus.append({
+                "unstable": unstable, "slope": slope, "intercept": _round_up(slope * -lu),
+                "stable": (l >= 0).astype(np.float64), "scale": scale,
+                "alpha0": (uu >= -lu).astype(np.float64), "width": np.minimum(uu, -lu),
+                "offset": offset, "n": len(unstable),
+            })
+            offset += len(unstable)
+        self.n_unstable = offset
+        widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
+        self.terms = max(widths) + 2 * (2 * len(self.W) - 1) + 8
+        # one row per disjunct: the row whose root bound is highest (any row > 0 refutes the disjunct)
+        self.rows_c, self.rows_d = [], []
+        for d in disjuncts:
+            self.rows_c.append(np.asarray(d.A, dtype=np.float64))
+            self.rows_d.append(-np.asarray(d.b, dtype=np.float64))
+        self.stats = SplitStats()
+
+    # ------------------------------------------------------------------ bounding
+
+    def _pass(self, C, dconst, splits, alpha, beta, want_grad):
+        """One backward pass for a batch: C (B, n_out), dconst (B,), splits int8 / alpha / beta (B, n_unstable).
+        Returns (padded lower bounds (B,), lam at the input (B, n_in), saved per ReLU layer, grads or None)."""
+        lam, const = C, dconst.astype(np.float64).copy()
+        mag = np.zeros(len(const))
+        saved = {}
+        L = len(self.W) - 1
+        for k in range(L, -1, -1):
+            mag += np.abs(lam) @ self.aff_scale[k] + np.abs(const)
+            const = const + lam @ self.b[k]
+            lam = lam @ self.W[k]
+            if k == 0:
+                break
+            r = k - 1
+            info = self.relus[r]
+            U, o, n = info["unstable"], info["offset"], info["n"]
+            lam_z = lam * info["stable"]
+            if n:
+                sub = lam[:, U]
+                s = splits[:, o:o + n]
+                a, be = alpha[:, o:o + n], beta[:, o:o + n]
+                free = s == 0
+                pos = sub >= 0
+                relaxed = np.where(pos, sub * a, sub * info["slope"])
+                new_sub = np.where(free, relaxed, np.where(s > 0, sub, 0.0)) - be * s
+                const = const + np.where(free & ~pos, sub, 0.0) @ info["intercept"]
+                lam_z[:, U] = new_sub
+                saved[r] = (sub, free, pos, s)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mag += (np.abs(lam) + np.abs(lam_z)) @ info["scale"] + np.abs(const)
+            lam = lam_z
+        mag += np.abs(lam) @ self.in_mag + np.abs(const)
+        value = np.maximum(lam, 0.0) @ self.in_lo + np.minimum(lam, 0.0) @ self.in_hi + const
+        value = value - ((self.terms + 4) * _EPS * mag + 1e-300)
+        value[np.isnan(value)] = -np.inf
+        if not want_grad:
+            return value, lam, saved, None
+        g = np.where(lam >= 0, self.in_lo, self.in_hi)
+        g_alpha = np.zeros_like(alpha)
+        g_beta = np.zeros_like(beta)
+        for r in range(L):
+            g = g @ self.WT[r] + self.b[r]  # d value / d lam_z at ReLU layer r
+            info = self.relus[r]
+            if r == L - 1:
+                gy = None
+            else:
+                gy = g * info["stable"]
+            if info["n"]:
+                U, o, n = info["unstable"], info["offset"], info["n"]
+                sub, free, pos, s = saved[r]
+                gu = g[:, U]
+                g_alpha[:, o:o + n] = np.where(free & pos, sub * gu, 0.0)
+                g_beta[:, o:o + n] = -s * gu
+                if gy is not None:
+                    a = alpha[:, o:o + n]
+                    gy[:, U] = np.where(free, np.where(pos, a * gu, gu * info["slope"] + info["intercept"]),
+                                        np.where(s > 0, gu, 0.0))
+            if gy is None:
+                break
+            g = gy
+        return value, lam, saved, (g_alpha, g_beta)
+
+    def bound(self, C, dconst, splits, alpha, beta, iterations, floor=None):
+        """Optimise alpha and beta for `iterations` Adam steps. Returns (best bound, the alpha and beta
+        that gave it, lam_x and saved of the last pass). floor: bounds already proven for these domains
+        (a parent's bound holds for its children), kept where they are higher."""
+        alpha = alpha.astype(np.float64)
+        beta = beta.astype(np.float64)
+        m_a, v_a = np.zeros_like(alpha), np.zeros_like(alpha)
+        m_b, v_b = np.zeros_like(beta), np.zeros_like(beta)
+        best = np.full(len(dconst), -np.inf)
+        best_alpha, best_beta = alpha.copy(), beta.copy()
+        lam_x, saved = None, None
+        for t in range(1, iterations + 1):
+            value, lam_x, saved, (ga, gb) = self._pass(C, dconst, splits, alpha, beta, want_grad=True)
+            better = value > best
+            best_alpha[better], best_beta[better] = alpha[better], beta[better]
+            best = np.maximum(best, value)
+            if np.all(best > 0):
+                break
+            live = (best <= 0)[:, None]  # refuted items need no more steps
+            for p, g, m, v, lr, hi in ((alpha, ga, m_a, v_a, self.lr_alpha, 1.0), (beta, gb, m_b, v_b, self.lr_beta, None)):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                step = lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
+                p += np.where(live, step, 0.0)
+                np.clip(p, 0.0, hi, out=p)
+        else:
+            value, lam_x, saved, _ = self._pass(C, dconst, splits, alpha, beta, want_grad=False)
+            better = value > best
+            best_alpha[better], best_beta[better] = alpha[better], beta[better]
+            best = np.maximum(best, value)
+        if floor is not None:
+            best = np.maximum(best, floor)
+        return best, best_alpha, best_beta, lam_x, saved
+
+    def _candidates(self, scores):
+        """The `candidates` best-scoring neurons of each item, best first (N, k); -1 pads."""
+        k = min(self.candidates, scores.shape[1])
+        if k == 0:
+            return np.zeros((len(scores), 1), np.int64)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.where(np.take_along_axis(scores, top, axis=1) >= 0, top, -1)
+
+    def _choose(self, P):
+        """Filtered smart branching: of each item's candidates, the one whose worse child has the
+        higher bound, by one pass with the parent's slopes and multipliers."""
+        cand = P["branch"]
+        n, k = cand.shape
+        if k == 1:
+            return cand[:, 0]
+        valid = cand >= 0
+        c = np.where(valid, cand, cand[:, :1])  # an invalid slot repeats the first candidate
+        rep = 2 * k
+        splits = np.repeat(P["splits"], rep, axis=0)
+        rows = np.arange(n * rep)
+        cols = np.repeat(c.reshape(-1), 2)
+        splits[rows, cols] = np.tile(np.array([1, -1], dtype=np.int8), n * k)
+        beta = np.repeat(P["beta"], rep, axis=0).astype(np.float64)
+        beta[rows, cols] = 0.0
+        alpha = np.repeat(P["alpha"], rep, axis=0).astype(np.float64)
+        value, _, _, _ = self._pass(np.repeat(P["C"], rep, axis=0), np.repeat(P["d"], rep), splits, alpha, beta, False)
+        worse = value.reshape(n, k, 2).min(axis=2)
+        worse[~valid] = -np.inf
+        return c[np.arange(n), np.argmax(worse, axis=1)]
+
+    def _branch_scores(self, saved, splits):
+        """Per item and unstable neuron: how much fixing the neuron would raise the bound (BaBSR's
+        intercept score), with a small width-weighted tie-break; -1 where the neuron is already split."""
+        B = splits.shape[0]
+        score = np.full((B, self.n_unstable), -1.0)
+        for r, info in enumerate(self.relus):
+            if not info["n"] or r not in saved:
+                continue
+            sub, free, pos, s = saved[r]
+            o, n = info["offset"], info["n"]
+            intercept = np.where(free & ~pos, -sub * info["intercept"], 0.0)
+            backup = np.abs(sub) * info["width"]
+            score[:, o:o + n] = np.where(free, intercept + 1e-4 * backup + 1e-12, -1.0)
+        return score
+
+    # ------------------------------------------------------------------ the search
+
+    def run(self, open_disjuncts: list, deadline: float, progress=None):
+        """Branch and bound on the disjuncts `open_disjuncts` until each is refuted or `deadline`
+        (time.perf_counter()). Returns (refuted disjunct indices, counterexample or None)."""
+        t_start = time.perf_counter()
+        nu = self.n_unstable
+        # root items: every row of every open disjunct, so the best row can be chosen
+        C, dc, owner = [], [], []
+        for di in open_disjuncts:
+            C.append(self.rows_c[di])
+            dc.append(self.rows_d[di])
+            owner += [di] * len(self.rows_d[di])
+        if not C:
+            return [], None
+        C, dc, owner = np.vstack(C), np.concatenate(dc), np.array(owner)
+        zeros = np.zeros((len(dc), nu), dtype=np.int8)
+        alpha0 = np.tile(np.concatenate([r["alpha0"] for r in self.relus]) if nu else np.zeros(0), (len(dc), 1))
+        best, alpha, beta, lam_x, saved = self.bound(C, dc, zeros, alpha0, np.zeros_like(alpha0), 4 * self.iterations)
+        self.stats.domains += len(dc)
+        ce = self._try_points(lam_x, owner, best)
+        if ce is not None:
+            return [], ce
+        refuted = set()
+        keep = []
+        for di in open_disjuncts:
+            rows = np.flatnonzero(owner == di)
+            if np.any(best[rows] > 0):
+                refuted.add(di)
+            else:
+                keep.append(rows[np.argmax(best[rows])])
+        keep = np.array(keep, dtype=np.int64)
+        scores = self._branch_scores(saved, zeros)
+        # the frontier: one entry per open domain
+        F = {
+            "C": C[keep], "d": dc[keep], "owner": owner[keep], "splits": zeros[keep],
+            "alpha": alpha[keep].astype(np.float16), "beta": beta[keep].astype(np.float16),
+            "bound": best[keep], "branch": self._candidates(scores[keep]),
+            "depth": np.zeros(len(keep), np.int64), "free": np.full(len(keep), nu, np.int64),
+        }
+        stuck = set()  # disjuncts with a fully split domain that its bound does not refute
+        while len(F["bound"]):
+            if time.perf_counter() >= deadline:
+                break
+            self.stats.rounds += 1
+            self.stats.max_frontier = max(self.stats.max_frontier, len(F["bound"]))
+            if len(F["bound"]) > self.max_items:
+                break
+            # domains with nothing left to split: the leaf decider, or their disjunct stays open
+            leaf = F["free"] <= self.leaf_unstable
+            if np.any(leaf):
+                for i in np.flatnonzero(leaf):
+                    di = int(F["owner"][i])
+                    outcome = False if self.leaf is None else self.leaf(self.domain_bounds(F["splits"][i]), di)
+                    self.stats.leaves += 1
+                    if outcome is False:
+                        stuck.add(di)
+                    elif outcome is not True:
+                        return sorted(refuted), outcome
+                F = {k: v[~leaf] for k, v in F.items()}
+                if not len(F["bound"]):
+                    break
+            take = min(len(F["bound"]), max(1, self.batch // 2))
+            order = np.argsort(F["bound"], kind="stable")
+            pick, rest = order[:take], order[take:]
+            P = {k: v[pick] for k, v in F.items()}
+            F = {k: v[rest] for k, v in F.items()}
+            # children: the chosen neuron active, then inactive
+            br = np.repeat(self._choose(P), 2)
+            splits = np.repeat(P["splits"], 2, axis=0)
+            sign = np.tile(np.array([1, -1], dtype=np.int8), take)
+            splits[np.arange(2 * take), br] = sign
+            alpha = np.repeat(P["alpha"], 2, axis=0)
+            beta = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
+            beta[np.arange(2 * take), br] = 0.0
+            Cc, dcc, own = np.repeat(P["C"], 2, axis=0), np.repeat(P["d"], 2), np.repeat(P["owner"], 2)
+            depth = np.repeat(P["depth"], 2) + 1
+            best, alpha, beta, lam_x, saved = self.bound(Cc, dcc, splits, alpha, beta, self.iterations,
+                                                         floor=np.repeat(P["bound"], 2))
+            self.stats.domains += 2 * take
+            self.stats.max_depth = max(self.stats.max_depth, int(depth.max()))
+            ce = self._try_points(lam_x, own, best)
+            if ce is not None:
+                return sorted(refuted), ce
+            live = best <= 0
+            if np.any(live):
+                scores = self._branch_scores(saved, splits)[live]
+                new = {
+                    "C": Cc[live], "d": dcc[live], "owner": own[live], "splits": splits[live],
+                    "alpha": alpha[live].astype(np.float16), "beta": beta[live].astype(np.float16),
+                    "bound": best[live], "branch": self._candidates(scores), "depth": depth[live],
+                    "free": np.count_nonzero(splits[live] == 0, axis=1),
+                }
+                F = {k: np.concatenate([F[k], new[k]]) for k in F}
+            alive = set(int(d) for d in F["owner"])
+            for di in open_disjuncts:
+                if di not in alive and di not in stuck and di not in refuted:
+                    refuted.add(di)
+            if progress is not None:
+                progress(self.stats, len(F["bound"]), float(F["bound"].min()) if len(F["bound"]) else 0.0)
+        if not len(F["bound"]):
+            refuted.update(di for di in open_disjuncts if di not in stuck)
+        self.stats.refuted = sorted(refuted)
+        self.stats.seconds += time.perf_counter() - t_start
+        return sorted(refuted), None
+
+    def domain_bounds(self, splits) -> LayerBounds:
+        """The root bounds with one domain's splits applied: z >= 0 or z <= 0 for each split neuron."""
+        lb = self.root_bounds
+        out = LayerBounds(lb.input_lower, lb.input_upper, [a.copy() for a in lb.lower],
+                          [a.copy() for a in lb.upper], lb.method)
+        for r, info in enumerate(self.relus):
+            s = splits[info["offset"]:info["offset"] + info["n"]]
+            on, off = info["unstable"][s > 0], info["unstable"][s < 0]
+            out.lower[2 * r][on] = 0.0
+            out.upper[2 * r][off] = 0.0
+            out.upper[2 * r + 1][off] = 0.0
+        return out
+
+    def _try_points(self, lam_x, owner, best):
+        """Re-check the box corners that minimise each open item's last linear bound."""
+        live = np.flatnonzero(best <= 0)
+        if not len(live):
+            return None
+        xs = np.where(lam_x[live] >= 0, self.in_lo, self.in_hi)
+        ys = self.net.forward(xs)
+        self.stats.points_checked += len(live)
+        for x, y, di in zip(xs, ys, owner[live]):
+            d = self.disjuncts[di]
+            if d.violation(y) <= 1e-9 * max(1.0, float(np.max(np.abs(y)))):
+                ce = self.check(x)
+                if ce is not None:
+                    return ce
+        return None

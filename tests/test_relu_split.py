@@ -1,0 +1,160 @@
+"""ReLU-phase branch and bound (relu_split.py) against the brute-force oracle of test_oracle.py."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from exactverify.bounds import crown_bounds
+from exactverify.check import check_point
+from exactverify.encodings.milp import build_milp
+from exactverify.property import Case, OutputConstraint, Property
+from exactverify.relu_split import ReluSplitter, supports
+from exactverify.solvers import solve
+from exactverify.testing import random_network
+from test_oracle import linear_regions, min_violation
+
+
+def _leaf_milp(net, prop, ci):
+    """A fully split domain: its MILP (no binaries left) over the domain's bounds."""
+    case = prop.cases[ci]
+
+    def leaf(lb, di):
+        model = build_milp(net, lb, case, case.disjuncts[di])
+        res = solve(model, "highs", time_limit=5)
+        if res.status == "infeasible":
+            return True
+        if res.x is not None:
+            ce = check_point(net, prop, model.input_values(res.x), ci)
+            if ce is not None:
+                return ce
+        return False
+    return leaf
+
+
+def _splitter(net, prop, ci=0, leaf=True, **kw):
+    case = prop.cases[ci]
+    lb = crown_bounds(net, case.lower, case.upper, alpha="optimized")
+    return ReluSplitter(net, lb, case.disjuncts, lambda x: check_point(net, prop, x, ci),
+                        leaf=_leaf_milp(net, prop, ci) if leaf else None, leaf_unstable=6 if leaf else 0, **kw)
+
+
+def _instance(seed):
+    """A random Affine/ReLU net with 2-4 inputs and a box, and disjuncts whose exact minimum
+    violations s* are set to chosen values (some just above 0, some just below)."""
+    rng = np.random.default_rng(500 + seed)
+    n_in = int(rng.integers(2, 5))
+    hidden = [int(rng.integers(4, 9)) for _ in range(int(rng.integers(1, 4)))]
+    n_out = int(rng.integers(2, 5))
+    net = random_network([n_in, *hidden, n_out], seed=seed)
+    centre, radius = rng.uniform(-1, 1, n_in), rng.uniform(0.2, 1.0, n_in)
+    case = Case(centre - radius, centre + radius, [])
+    regions = linear_regions(net, case)
+    targets = []
+    for _ in range(4):
+        m = int(rng.integers(1, 3))
+        A = rng.standard_normal((m, n_out))
+        s0, _ = min_violation(regions, case, A, np.zeros(m))
+        target = float(rng.choice([-0.05, -1e-3, 1e-3, 0.02, 0.3]))
+        case.disjuncts.append(OutputConstraint(A, np.full(m, s0 - target)))
+        targets.append(target)
+    return net, Property(n_in, n_out, [case]), targets, regions
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_refutes_only_unreachable_disjuncts_and_finds_real_counterexamples(seed):
+    net, prop, targets, regions = _instance(seed)
+    case = prop.cases[0]
+    for di, (d, target) in enumerate(zip(case.disjuncts, targets)):
+        exact, _ = min_violation(regions, case, d.A, d.b)
+        assert abs(exact - target) < 1e-6  # the instance is what it says
+    sp = _splitter(net, prop, iterations=10)
+    open_ = list(range(len(targets)))
+    refuted, ce = sp.run(open_, time.perf_counter() + 10)
+    for di in refuted:
+        assert targets[di] > 0, f"disjunct {di} refuted but its minimum violation is {targets[di]}"
+    if ce is not None:
+        assert targets[ce.disjunct] < 0
+        assert prop.satisfied_by(np.asarray(ce.x), net.forward(np.asarray(ce.x)))
+    # completeness on clear margins: with no counterexample reported, every disjunct whose
+    # minimum violation is >= 0.02 was refuted (these nets have at most ~30 ReLUs)
+    if ce is None:
+        for di, target in enumerate(targets):
+            if target >= 0.02:
+                assert di in refuted, f"disjunct {di} (s* = {target}) left open: {sp.stats}"
+
+
+def test_a_sat_disjunct_alone_gets_a_counterexample_or_stays_open():
+    for seed in range(24):
+        net, prop, targets, _ = _instance(seed)
+        for di, target in enumerate(targets):
+            if target < 0:
+                sp = _splitter(net, prop)
+                refuted, ce = sp.run([di], time.perf_counter() + 5)
+                assert di not in refuted
+                assert ce is not None, f"seed {seed} disjunct {di}: no counterexample ({sp.stats})"
+                assert np.asarray(ce.x).shape == (prop.n_inputs,)
+
+
+def test_no_refutation_where_samples_meet_the_disjunct():
+    """Wider nets than the oracle can enumerate: a disjunct some sampled point meets is never refuted."""
+    rng = np.random.default_rng(3)
+    for seed in range(6):
+        net = random_network([10, 24, 24, 24, 5], seed=seed)
+        x0 = rng.uniform(-1, 1, 10)
+        lo, hi = x0 - 0.3, x0 + 0.3
+        ys = net.forward(lo + rng.random((4000, 10)) * (hi - lo))
+        ds = []
+        for j in range(5):
+            a = np.zeros((1, 5))
+            a[0, j], a[0, (j + 1) % 5] = -1.0, 1.0  # y_j >= y_{j+1}
+            q = np.quantile(ys @ a[0], 0.002)  # met by about 8 of the samples
+            ds.append(OutputConstraint(a, np.array([q])))
+        prop = Property(10, 5, [Case(lo, hi, ds)])
+        refuted, ce = _splitter(net, prop).run(list(range(5)), time.perf_counter() + 3)
+        assert refuted == []
+
+
+def test_supports_only_affine_relu_chains():
+    assert supports(random_network([3, 4, 2]).simplified())
+    assert not supports(random_network([3, 4, 2], output_relu=True))
+    assert not supports(random_network([3, 2]))
+
+
+def test_domain_bounds_hold_at_every_sampled_point_of_the_domain():
+    """After optimising alpha and beta, each domain's bound is below c.y - d at every sampled
+    point that has the domain's ReLU signs (the split constraints hold)."""
+    rng = np.random.default_rng(11)
+    for seed in range(8):
+        net = random_network([4, 10, 10, 3], seed=seed)
+        lo, hi = -np.ones(4), np.ones(4)
+        c = rng.standard_normal((1, 3))
+        prop = Property(4, 3, [Case(lo, hi, [OutputConstraint(c, np.zeros(1))])])
+        sp = _splitter(net, prop, leaf=False)
+        xs = lo + rng.random((20000, 4)) * (hi - lo)
+        pre = []  # pre-activations of the two ReLU layers at the samples
+        h = xs
+        for layer in net.layers:
+            h = layer.apply(h)
+            if type(layer).__name__ == "Affine" and len(pre) < 2:
+                pre.append(h.copy())
+        zs = np.hstack([p[:, info["unstable"]] for p, info in zip(pre, sp.relus)])
+        values = net.forward(xs) @ c[0]
+        nu = sp.n_unstable
+        if nu < 2:
+            continue
+        B = 64
+        splits = np.zeros((B, nu), dtype=np.int8)
+        for i in range(B):  # split a random subset of neurons (every one for half the domains),
+            # with the signs of a sample, so the domain is not empty
+            j = np.arange(nu) if i % 2 else rng.choice(nu, size=rng.integers(1, min(nu, 5) + 1), replace=False)
+            splits[i, j] = np.where(zs[rng.integers(len(xs)), j] >= 0, 1, -1)
+        C, d = np.repeat(c, B, axis=0), np.zeros(B)
+        alpha = rng.random((B, nu))
+        best, _, _, _, _ = sp.bound(C, d, splits, alpha, np.zeros((B, nu)), iterations=60)
+        for i in range(B):
+            inside = np.all((splits[i] == 0) | (splits[i] * zs >= 0), axis=1)
+            assert inside.any()
+            assert values[inside].min() >= best[i], (seed, i)
