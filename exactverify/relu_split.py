@@ -79,14 +79,13 @@ class ReluSplitter:
     """
 
     def __init__(self, net: Network, lb: LayerBounds, disjuncts: list, check, iterations: int = 8,
-                 batch: int = 512, lr_alpha: float = 0.1, lr_beta: float = 0.05, max_items: int = 400_000,
-                 leaf=None, leaf_unstable: int = 0, candidates: int = 1):
+                 batch: int = 512, lr_alpha: float = 0.1, lr_beta: float = 0.05,
+                 leaf=None, leaf_unstable: int = 0, memory: float = 1e9):
         if not supports(net):
             raise ValueError("ReLU splitting needs Affine, ReLU, ..., Affine")
         self.net, self.disjuncts, self.check = net, disjuncts, check
         self.iterations, self.batch, self.lr_alpha, self.lr_beta = iterations, batch, lr_alpha, lr_beta
-        self.max_items = max_items
-        self.candidates = candidates
+        self.memory = memory  # bytes the open domains may take; beyond that the search stops
         self.leaf = leaf
         self.leaf_unstable = leaf_unstable if leaf is not None else 0
         self.root_bounds = lb
@@ -230,35 +229,12 @@ class ReluSplitter:
             best = np.maximum(best, floor)
         return best, best_alpha, best_beta, lam_x, saved
 
-    def _candidates(self, scores):
-        """The `candidates` best-scoring neurons of each item, best first (N, k); -1 pads."""
-        k = min(self.candidates, scores.shape[1])
-        if k == 0:
-            return np.zeros((len(scores), 1), np.int64)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.where(np.take_along_axis(scores, top, axis=1) >= 0, top, -1)
-
-    def _choose(self, P):
-        """Filtered smart branching: of each item's candidates, the one whose worse child has the
-        higher bound, by one pass with the parent's slopes and multipliers."""
-        cand = P["branch"]
-        n, k = cand.shape
-        if k == 1:
-            return cand[:, 0]
-        valid = cand >= 0
-        c = np.where(valid, cand, cand[:, :1])  # an invalid slot repeats the first candidate
-        rep = 2 * k
-        splits = np.repeat(P["splits"], rep, axis=0)
-        rows = np.arange(n * rep)
-        cols = np.repeat(c.reshape(-1), 2)
-        splits[rows, cols] = np.tile(np.array([1, -1], dtype=np.int8), n * k)
-        beta = np.repeat(P["beta"], rep, axis=0).astype(np.float64)
-        beta[rows, cols] = 0.0
-        alpha = np.repeat(P["alpha"], rep, axis=0).astype(np.float64)
-        value, _, _, _ = self._pass(np.repeat(P["C"], rep, axis=0), np.repeat(P["d"], rep), splits, alpha, beta, False)
-        worse = value.reshape(n, k, 2).min(axis=2)
-        worse[~valid] = -np.inf
-        return c[np.arange(n), np.argmax(worse, axis=1)]
+    def _choose(self, scores):
+        """Each item's neuron to split: the best-scoring one (-1 scores mark split neurons; an item
+        with none left gets 0, and is a leaf by its count of free neurons)."""
+        if scores.shape[1] == 0:
+            return np.zeros(len(scores), np.int64)
+        return np.argmax(scores, axis=1)
 
     def _branch_scores(self, saved, splits):
         """Per item and unstable neuron: how much fixing the neuron would raise the bound (BaBSR's
@@ -281,25 +257,27 @@ class ReluSplitter:
         """Branch and bound on the disjuncts `open_disjuncts` until each is refuted or `deadline`
         (time.perf_counter()). Returns (refuted disjunct indices, counterexample or None)."""
         t_start = time.perf_counter()
+        try:
+            return self._search([di for di in open_disjuncts if len(self.rows_d[di])], deadline, progress)
+        finally:
+            self.stats.seconds += time.perf_counter() - t_start
+
+    def _search(self, open_disjuncts, deadline, progress):
         nu = self.n_unstable
-        # root items: every row of every open disjunct, so the best row can be chosen
-        C, dc, owner = [], [], []
-        for di in open_disjuncts:
-            C.append(self.rows_c[di])
-            dc.append(self.rows_d[di])
-            owner += [di] * len(self.rows_d[di])
-        if not C:
+        if not open_disjuncts:
             return [], None
-        C, dc, owner = np.vstack(C), np.concatenate(dc), np.array(owner)
+        # root items: every row of every open disjunct, so the best row can be chosen
+        C = np.vstack([self.rows_c[di] for di in open_disjuncts])
+        dc = np.concatenate([self.rows_d[di] for di in open_disjuncts])
+        owner = np.concatenate([np.full(len(self.rows_d[di]), di) for di in open_disjuncts])
         zeros = np.zeros((len(dc), nu), dtype=np.int8)
-        alpha0 = np.tile(np.concatenate([r["alpha0"] for r in self.relus]) if nu else np.zeros(0), (len(dc), 1))
+        alpha0 = np.tile(np.concatenate([r["alpha0"] for r in self.relus]), (len(dc), 1))
         best, alpha, beta, lam_x, saved = self.bound(C, dc, zeros, alpha0, np.zeros_like(alpha0), 4 * self.iterations)
         self.stats.domains += len(dc)
-        ce = self._try_points(lam_x, owner, best)
+        ce = self._try_points(C, dc, owner, lam_x, best)
         if ce is not None:
             return [], ce
-        refuted = set()
-        keep = []
+        refuted, keep = set(), []
         for di in open_disjuncts:
             rows = np.flatnonzero(owner == di)
             if np.any(best[rows] > 0):
@@ -307,79 +285,67 @@ class ReluSplitter:
             else:
                 keep.append(rows[np.argmax(best[rows])])
         keep = np.array(keep, dtype=np.int64)
-        scores = self._branch_scores(saved, zeros)
-        # the frontier: one entry per open domain
-        F = {
-            "C": C[keep], "d": dc[keep], "owner": owner[keep], "splits": zeros[keep],
-            "alpha": alpha[keep].astype(np.float16), "beta": beta[keep].astype(np.float16),
-            "bound": best[keep], "branch": self._candidates(scores[keep]),
-            "depth": np.zeros(len(keep), np.int64), "free": np.full(len(keep), nu, np.int64),
-        }
-        stuck = set()  # disjuncts with a fully split domain that its bound does not refute
-        while len(F["bound"]):
-            if time.perf_counter() >= deadline:
+        self.C, self.dc, self.owner = C, dc, owner  # an item's row: an index into these
+        frontier = _Frontier(nu)
+        frontier.push(row=keep, splits=zeros[keep], alpha=alpha[keep], beta=beta[keep], bound=best[keep],
+                      branch=self._choose(self._branch_scores(saved, zeros)[keep]), depth=np.zeros(len(keep)),
+                      free=np.full(len(keep), nu))
+        max_items = max(1000, int(self.memory / (frontier.bytes_per_item + 1)))
+        stuck = set()  # disjuncts with a domain the leaf decider could not refute
+        while frontier.size:
+            if time.perf_counter() >= deadline or frontier.size > max_items:
                 break
             self.stats.rounds += 1
-            self.stats.max_frontier = max(self.stats.max_frontier, len(F["bound"]))
-            if len(F["bound"]) > self.max_items:
-                break
-            # domains with nothing left to split: the leaf decider, or their disjunct stays open
-            leaf = F["free"] <= self.leaf_unstable
-            if np.any(leaf):
-                for i in np.flatnonzero(leaf):
-                    di = int(F["owner"][i])
-                    outcome = False if self.leaf is None else self.leaf(self.domain_bounds(F["splits"][i]), di)
-                    self.stats.leaves += 1
-                    if outcome is False:
-                        stuck.add(di)
-                    elif outcome is not True:
-                        return sorted(refuted), outcome
-                F = {k: v[~leaf] for k, v in F.items()}
-                if not len(F["bound"]):
-                    break
-            take = min(len(F["bound"]), max(1, self.batch // 2))
-            order = np.argsort(F["bound"], kind="stable")
-            pick, rest = order[:take], order[take:]
-            P = {k: v[pick] for k, v in F.items()}
-            F = {k: v[rest] for k, v in F.items()}
-            # children: the chosen neuron active, then inactive
-            br = np.repeat(self._choose(P), 2)
-            splits = np.repeat(P["splits"], 2, axis=0)
-            sign = np.tile(np.array([1, -1], dtype=np.int8), take)
-            splits[np.arange(2 * take), br] = sign
-            alpha = np.repeat(P["alpha"], 2, axis=0)
-            beta = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
-            beta[np.arange(2 * take), br] = 0.0
-            Cc, dcc, own = np.repeat(P["C"], 2, axis=0), np.repeat(P["d"], 2), np.repeat(P["owner"], 2)
-            depth = np.repeat(P["depth"], 2) + 1
-            best, alpha, beta, lam_x, saved = self.bound(Cc, dcc, splits, alpha, beta, self.iterations,
-                                                         floor=np.repeat(P["bound"], 2))
-            self.stats.domains += 2 * take
-            self.stats.max_depth = max(self.stats.max_depth, int(depth.max()))
-            ce = self._try_points(lam_x, own, best)
-            if ce is not None:
-                return sorted(refuted), ce
-            live = best <= 0
-            if np.any(live):
-                scores = self._branch_scores(saved, splits)[live]
-                new = {
-                    "C": Cc[live], "d": dcc[live], "owner": own[live], "splits": splits[live],
-                    "alpha": alpha[live].astype(np.float16), "beta": beta[live].astype(np.float16),
-                    "bound": best[live], "branch": self._candidates(scores), "depth": depth[live],
-                    "free": np.count_nonzero(splits[live] == 0, axis=1),
-                }
-                F = {k: np.concatenate([F[k], new[k]]) for k in F}
-            alive = set(int(d) for d in F["owner"])
-            for di in open_disjuncts:
-                if di not in alive and di not in stuck and di not in refuted:
-                    refuted.add(di)
+            self.stats.max_frontier = max(self.stats.max_frontier, frontier.size)
+            # domains with (almost) nothing left to split: the leaf decider, or their disjunct stays open
+            leaves = frontier.pop_where(frontier.view("free") <= self.leaf_unstable)
+            for i in range(len(leaves["row"])):
+                di = int(self.owner[leaves["row"][i]])
+                if time.perf_counter() >= deadline or self.leaf is None:
+                    stuck.add(di)
+                    continue
+                outcome = self.leaf(self.domain_bounds(leaves["splits"][i]), di)
+                self.stats.leaves += 1
+                if outcome is False:
+                    stuck.add(di)
+                elif outcome is not True:
+                    return sorted(refuted), outcome
+            if frontier.size:
+                ce = self._expand(frontier)
+                if ce is not None:
+                    return sorted(refuted), ce
+            alive = set(self.owner[frontier.view("row")].tolist())
+            refuted.update(di for di in open_disjuncts if di not in alive and di not in stuck)
             if progress is not None:
-                progress(self.stats, len(F["bound"]), float(F["bound"].min()) if len(F["bound"]) else 0.0)
-        if not len(F["bound"]):
-            refuted.update(di for di in open_disjuncts if di not in stuck)
-        self.stats.refuted = sorted(refuted)
-        self.stats.seconds += time.perf_counter() - t_start
+                progress(self.stats, frontier.size, float(frontier.view("bound").min()) if frontier.size else 0.0)
         return sorted(refuted), None
+
+    def _expand(self, frontier):
+        """Pop the domains with the lowest bounds, bound both children of each, push the open ones."""
+        P = frontier.pop_lowest(max(1, self.batch // 2))
+        take = len(P["row"])
+        both = np.arange(2 * take)
+        br = np.repeat(P["branch"], 2)
+        splits = np.repeat(P["splits"], 2, axis=0)
+        splits[both, br] = np.tile(np.array([1, -1], dtype=np.int8), take)  # active, then inactive
+        alpha = np.repeat(P["alpha"], 2, axis=0)
+        beta = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
+        beta[both, br] = 0.0
+        row, depth = np.repeat(P["row"], 2), np.repeat(P["depth"], 2) + 1
+        C, dc = self.C[row], self.dc[row]
+        best, alpha, beta, lam_x, saved = self.bound(C, dc, splits, alpha, beta, self.iterations,
+                                                     floor=np.repeat(P["bound"], 2))
+        self.stats.domains += 2 * take
+        self.stats.max_depth = max(self.stats.max_depth, int(depth.max()))
+        ce = self._try_points(C, dc, self.owner[row], lam_x, best)
+        if ce is not None:
+            return ce
+        live = best <= 0
+        if np.any(live):
+            frontier.push(row=row[live], splits=splits[live], alpha=alpha[live], beta=beta[live], bound=best[live],
+                          branch=self._choose(self._branch_scores(saved, splits)[live]), depth=depth[live],
+                          free=np.count_nonzero(splits[live] == 0, axis=1))
+        return None
 
     def domain_bounds(self, splits) -> LayerBounds:
         """The root bounds with one domain's splits applied: z >= 0 or z <= 0 for each split neuron."""
@@ -394,7 +360,7 @@ class ReluSplitter:
             out.upper[2 * r + 1][off] = 0.0
         return out
 
-    def _try_points(self, lam_x, owner, best):
+    def _try_points(self, C, dc, owners, lam_x, best):
         """Re-check the box corners that minimise each open item's last linear bound."""
         live = np.flatnonzero(best <= 0)
         if not len(live):
@@ -402,10 +368,62 @@ class ReluSplitter:
         xs = np.where(lam_x[live] >= 0, self.in_lo, self.in_hi)
         ys = self.net.forward(xs)
         self.stats.points_checked += len(live)
-        for x, y, di in zip(xs, ys, owner[live]):
-            d = self.disjuncts[di]
-            if d.violation(y) <= 1e-9 * max(1.0, float(np.max(np.abs(y)))):
-                ce = self.check(x)
-                if ce is not None:
-                    return ce
+        values = np.einsum("ij,ij->i", ys, C[live]) + dc[live]  # the item's row c.y - d at its corner
+        tol = 1e-9 * np.maximum(1.0, np.abs(ys).max(axis=1))
+        for i in np.flatnonzero(values <= tol):
+            if self.disjuncts[owners[live[i]]].violation(ys[i]) > tol[i]:
+                continue
+            ce = self.check(xs[i])
+            if ce is not None:
+                return ce
         return None
+
+
+class _Frontier:
+    """The open domains, as growable arrays: push appends, pops swap the tail into the holes,
+    so neither copies the whole frontier (it can hold 10^5 domains of 10^3 neurons)."""
+
+    FIELDS = {"row": np.int64, "splits": np.int8, "alpha": np.float16, "beta": np.float16, "bound": np.float64,
+              "branch": np.int64, "depth": np.int64, "free": np.int64}
+    WIDE = ("splits", "alpha", "beta")
+
+    def __init__(self, width: int):
+        self.width, self.size, self.capacity = width, 0, 0
+        self.data = {k: np.zeros((0, width) if k in self.WIDE else 0, dtype=t) for k, t in self.FIELDS.items()}
+        self.bytes_per_item = width * 5 + 48
+
+    def view(self, key):
+        return self.data[key][:self.size]
+
+    def push(self, **items):
+        n = len(items["row"])
+        if self.size + n > self.capacity:
+            self.capacity = max(2 * self.capacity, self.size + n, 64)
+            for k, v in self.data.items():
+                grown = np.zeros((self.capacity,) + v.shape[1:], dtype=v.dtype)
+                grown[:self.size] = v[:self.size]
+                self.data[k] = grown
+        for k, v in items.items():
+            self.data[k][self.size:self.size + n] = v
+        self.size += n
+
+    def pop_lowest(self, take: int) -> dict:
+        take = min(take, self.size)
+        bound = self.view("bound")
+        idx = np.argpartition(bound, take - 1)[:take] if take < self.size else np.arange(self.size)
+        return self._pop(idx)
+
+    def pop_where(self, mask: np.ndarray) -> dict:
+        return self._pop(np.flatnonzero(mask))
+
+    def _pop(self, idx: np.ndarray) -> dict:
+        out = {k: v[idx].copy() for k, v in self.data.items()}
+        keep_n = self.size - len(idx)
+        holes = idx[idx < keep_n]
+        gone = np.zeros(self.size - keep_n, dtype=bool)
+        gone[idx[idx >= keep_n] - keep_n] = True
+        tail = keep_n + np.flatnonzero(~gone)  # survivors past the new end fill the holes
+        for v in self.data.values():
+            v[holes] = v[tail]
+        self.size = keep_n
+        return out

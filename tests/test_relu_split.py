@@ -158,3 +158,26 @@ def test_domain_bounds_hold_at_every_sampled_point_of_the_domain():
             inside = np.all((splits[i] == 0) | (splits[i] * zs >= 0), axis=1)
             assert inside.any()
             assert values[inside].min() >= best[i], (seed, i)
+
+
+def test_frontier_pops_each_domain_once_lowest_first():
+    from exactverify.relu_split import _Frontier
+    rng = np.random.default_rng(0)
+    f = _Frontier(3)
+    seen, pushed = [], 0
+    for step in range(40):
+        n = int(rng.integers(0, 30))
+        bound = rng.standard_normal(n)
+        f.push(row=np.arange(pushed, pushed + n), splits=np.zeros((n, 3), np.int8), alpha=np.zeros((n, 3)),
+               beta=np.zeros((n, 3)), bound=bound, branch=np.zeros(n, np.int64), depth=np.zeros(n), free=np.full(n, 3))
+        pushed += n
+        rest = f.view("bound").copy()
+        out = f.pop_lowest(int(rng.integers(1, 20))) if f.size else {"row": [], "bound": np.zeros(0)}
+        if len(out["bound"]):
+            assert out["bound"].max() <= np.sort(rest)[len(out["bound"]) - 1]  # the lowest ones
+        seen += list(out["row"])
+        if step % 7 == 0 and f.size:
+            seen += list(f.pop_where(f.view("row") % 2 == 0)["row"])
+        assert f.size + len(seen) == pushed
+    seen += list(f.pop_lowest(f.size)["row"]) if f.size else []
+    assert sorted(seen) == list(range(pushed))
