@@ -122,7 +122,8 @@ class ReluSplitter:
         self.n_unstable = offset
         widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
         self.terms = max(widths) + 2 * (2 * len(self.W) - 1) + 8
-        # one row per disjunct: the row whose root bound is highest (any row > 0 refutes the disjunct)
+        # every row c.y - d of every disjunct; the search keeps one per disjunct, the row whose root
+        # bound is highest (a disjunct is refuted where any of its rows is > 0)
         self.rows_c, self.rows_d = [], []
         for d in disjuncts:
             self.rows_c.append(np.asarray(d.A, dtype=np.float64))
