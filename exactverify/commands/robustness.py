@@ -27,8 +27,8 @@ def register(subparsers) -> None:
         "robustness", help="exact pointwise robustness and adversarial frequency/severity over a dataset",
         description="Exact pointwise robustness rho (Bastani et al. 2016) of every point of DATA: the distance "
                     "from the point to the nearest input that some other class scores at least as high as the "
-                    "label. Reports a proven bracket [lower, upper] per point (exact when they agree to 1e-6 "
-                    "relative), a counterexample at the upper bound that re-checks in float64 and float32, and "
+                    "label. Reports a proven bracket [lower, upper] per point (exact when they agree to "
+                    "1e-6 max(1, rho)), a counterexample at the upper bound that re-checks in float64 and float32, and "
                     "per --eps the adversarial frequency and severity over the correctly classified points.")
     p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
     p.add_argument("data", help=".npz with arrays x and y, or csv rows 'label,p0,p1,...'")
