@@ -16,11 +16,12 @@ Each domain's bound is a lower bound on one row c.y - d of the disjunct
   is >= objective - beta s z on the domain, and the pass bounds the right-hand side.
 
 The lower slopes alpha in [0, 1] of the unstable ReLUs and the betas are
-optimised per domain by projected gradient ascent (Adam); every value of them
-gives a sound bound, so the best padded bound seen is kept. The float64
-rounding of the pass is bounded and padded exactly as in bounds.py (see the
-comment there), with the beta terms' products and sums covered by counting
-|lam| on both sides of each ReLU step.
+optimised per domain by projected gradient ascent (Adam, in float32, only to
+steer); every value of them gives a sound bound, so the bound reported is one
+float64 pass with the best values found, its rounding bounded and padded
+exactly as in bounds.py (see the comment there), with the beta terms'
+products and sums covered by counting |lam| on both sides of each ReLU step.
+A parent's bound also holds for its children and is kept where it is higher.
 
 Many domains (and all the disjuncts) are bounded at once as one batch: each
 step is a (batch, n) @ (n, n') product. A domain's bound also names a point
