@@ -35,11 +35,11 @@ Only networks of the form Affine, ReLU, Affine, ..., Affine qualify
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .bounds import LayerBounds, _magnitude, _round_up
+from .bounds import LayerBounds, _AffineStep, _magnitude, _ReluStep
 from .network import Affine, Network, ReLU
 
 _EPS = np.finfo(np.float64).eps
@@ -62,7 +62,6 @@ class SplitStats:
     points_checked: int = 0
     leaves: int = 0  # fully split domains handed to the leaf decider
     seconds: float = 0.0
-    refuted: list = field(default_factory=list)  # disjunct indices refuted here
 
 
 class ReluSplitter:
@@ -96,28 +95,21 @@ class ReluSplitter:
         self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
         self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
         self.in_mag = _magnitude(self.in_lo, self.in_hi)
-        # the affine scale bounds |W| |input| + |b| (bounds.py's padding argument)
-        self.aff_scale = []
-        for k, (w, bias) in enumerate(zip(self.W, self.b)):
-            lo, hi = lb.pre_activation(2 * k)
-            self.aff_scale.append(np.abs(w) @ _magnitude(lo, hi) + np.abs(bias))
+        # the relaxation constants are bounds.py's own backward steps, built from the root bounds:
+        # the affine scales |W| |input| + |b| and the ReLU upper lines (rounded up) and scales
+        self.aff_scale = [_AffineStep(layer, *lb.pre_activation(2 * k)).scale
+                          for k, layer in enumerate(net.layers[0::2])]
         # ReLU layers r = 0..L-1: pre-activation = output of affine r = lb layer 2r
         self.relus = []
         offset = 0
         for r in range(len(self.W) - 1):
             l, u = lb.lower[2 * r], lb.upper[2 * r]
-            unstable = np.flatnonzero((l < 0) & (u > 0))
-            lu, uu = l[unstable], u[unstable]
-            with np.errstate(over="ignore"):
-                width = uu - lu
-            slope = np.where(np.isfinite(width), np.minimum(_round_up(uu / width), 1.0), 1.0)
-            with np.errstate(over="ignore"):
-                scale = 2.0 * _magnitude(l, u)
+            step = _ReluStep(l, u, "adaptive")
+            unstable = step.unstable
             self.relus.append({
-                "unstable": unstable, "slope": slope, "intercept": _round_up(slope * -lu),
-                "stable": (l >= 0).astype(np.float64), "scale": scale,
-                "alpha0": (uu >= -lu).astype(np.float64), "width": np.minimum(uu, -lu),
-                "offset": offset, "n": len(unstable),
+                "unstable": unstable, "slope": step.upper_slope, "intercept": step.upper_intercept,
+                "stable": step.stable_slope, "scale": step.scale, "alpha0": step.alpha,
+                "width": np.minimum(u[unstable], -l[unstable]), "offset": offset, "n": len(unstable),
             })
             offset += len(unstable)
         self.n_unstable = offset

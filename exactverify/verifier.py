@@ -251,16 +251,17 @@ class _Run:
         order = sorted(by_case, key=lambda ci: self.best_violation.get((ci, by_case[ci][0]), np.inf))
         for n, ci in enumerate(order):
             lb = self.case_bounds[ci]
-            if self.prop.n_inputs <= _SPLIT_MAX_INPUTS and sum(lb.unstable_counts(self.net)) > _LEAF_BINARIES:
+            unstable = sum(lb.unstable_counts(self.net))
+            if self.prop.n_inputs <= _SPLIT_MAX_INPUTS and unstable > _LEAF_BINARIES:
                 self._split_case(ci, by_case[ci])
                 continue
-            if self._relu_splitting_applies(ci):
+            if self._relu_splitting_applies(ci, unstable):
                 # The cases left share the time left; a case's MILPs get what splitting leaves. With few
                 # unstable ReLUs a whole-box MILP can beat splitting on fixed root bounds (MNIST 256x2,
                 # 112 unstable: one disjunct's MILP infeasible in 9 s, splitting open after 500k
                 # domains), so there splitting gets half the case's time.
                 share = self.clock.left() / (len(order) - n)
-                if sum(lb.unstable_counts(self.net)) <= _MILP_FRIENDLY_UNSTABLE:
+                if unstable <= _MILP_FRIENDLY_UNSTABLE:
                     share *= 0.5
                 self._relu_split_case(ci, by_case[ci], time.perf_counter() + share)
                 by_case[ci] = [di for di in by_case[ci] if (ci, di) not in self.outcome]
@@ -272,10 +273,10 @@ class _Run:
 
     # ------------------------------------------------------------ ReLU splitting
 
-    def _relu_splitting_applies(self, ci: int) -> bool:
-        case = self.prop.cases[ci]
+    def _relu_splitting_applies(self, ci: int, unstable: int) -> bool:
+        """unstable: the count of unstable ReLUs over case ci's box."""
         return (self.prop.n_inputs > _SPLIT_MAX_INPUTS and self.solver == "highs" and relu_split.supports(self.net)
-                and case.input_A is None and sum(self.case_bounds[ci].unstable_counts(self.net)) > _LEAF_BINARIES)
+                and self.prop.cases[ci].input_A is None and unstable > _LEAF_BINARIES)
 
     def _relu_split_case(self, ci: int, dis: list, deadline: float):
         """Branch and bound on ReLU phases (relu_split.py) for the disjuncts `dis` of case ci, until
