@@ -59,6 +59,17 @@ _SPLIT_MAX_INPUTS = 16  # input splitting pays only where the input is low-dimen
 # ~0.1 s for 12-24 binaries where a split and two CROWN passes take ~3 ms: small leaves win.
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
+# Input splitting's leaves are larger: with alpha-CROWN (below) cutting the tree, a 20-binary MILP (~40 ms
+# on ACAS Xu) ends a subtree that CROWN-Ada would split for hundreds of boxes near a tight margin.
+_INPUT_LEAF_BINARIES = 20
+_INPUT_LEAF_SECONDS = 1.0
+# A box with at most _ALPHA_UNSTABLE unstable ReLUs whose last _ALPHA_AFTER ancestors (itself included)
+# also had at most that many and were not refuted gets alpha-CROWN bounds (~30 ms, 10x a CROWN-Ada box)
+# when CROWN-Ada does not refute it. Sooner wastes them on subtrees CROWN-Ada closes in a few splits
+# (ACAS Xu 1_1 prop_6: 98% refuted, yet 1.7x slower); on a tight margin (4_2 prop_2, min violation 1e-3)
+# they refute about 60% of the boxes CROWN-Ada leaves.
+_ALPHA_UNSTABLE = 40
+_ALPHA_AFTER = 3
 _MILP_FRIENDLY_UNSTABLE = 150  # at most this many unstable ReLUs: ReLU splitting leaves half the time to MILPs
 _REFUTED = ("lipschitz", "bounds", "milp", "split", "relu split")  # the outcomes that prove a disjunct unreachable
 _LIPSCHITZ_MAX_WEIGHTS = 200_000  # the one-pass Lipschitz check runs on networks up to this size
@@ -317,12 +328,14 @@ class _Run:
 
         Boxes are split in half on one input (closed halves: their union is the
         box, so nothing is lost); each gets its own, tighter, bounds, which
-        refute disjuncts outright or leave few unstable ReLUs. A box goes to a
-        MILP when few are left (`_LEAF_BINARIES`), or when splitting has
+        refute disjuncts outright or leave few unstable ReLUs. Boxes deep in a
+        region where CROWN-Ada keeps failing get alpha-CROWN bounds
+        (`_ALPHA_UNSTABLE`, `_ALPHA_AFTER`). A box goes to a MILP when few
+        ReLUs are left unstable (`_INPUT_LEAF_BINARIES`), or when splitting has
         stopped paying: as many splits in a row as there are inputs without
         one ReLU fewer unstable (around a point where several ReLU boundaries
         cross, halving never makes them stable). A leaf MILP that runs over
-        `_LEAF_SECONDS` is split after all. Best-first on the bounds' lower
+        `_INPUT_LEAF_SECONDS` is split after all. Best-first on the bounds' lower
         bound of the violation, so the box likeliest to hold a counterexample
         comes first. A disjunct is refuted when every box is: outcome "split".
         """
@@ -330,26 +343,33 @@ class _Run:
         heap, counter = [], itertools.count()
         self.stats["boxes"] = self.stats.get("boxes", 0)
 
-        def push(lo, hi, ds, stall, parent_unstable):
+        def push(lo, hi, ds, stall, parent_unstable, low_gens):
             t = time.perf_counter()
             lb, _ = _box_bounds(self.net, lo, hi, self.bounds_info["method"])
             refuted = _refuted_by_bounds(self.net, lb, [case.disjuncts[di] for di in ds])
-            self.timings["bounds"] += time.perf_counter() - t
             ds = [di for di, r in zip(ds, refuted) if not r]
+            low_gens = low_gens + 1 if sum(lb.unstable_counts(self.net)) <= _ALPHA_UNSTABLE else 0
+            if ds and self.bounds_info["method"] == "crown" and low_gens >= _ALPHA_AFTER:
+                # tighter bounds also mean fewer binaries and smaller big-M constants in the leaf MILP
+                lb, _ = _box_bounds(self.net, lo, hi, "crown", alpha="optimized")
+                refuted = _refuted_by_bounds(self.net, lb, [case.disjuncts[di] for di in ds], alpha="optimized")
+                ds = [di for di, r in zip(ds, refuted) if not r]
+                self.stats["alpha_boxes"] = self.stats.get("alpha_boxes", 0) + 1
+            self.timings["bounds"] += time.perf_counter() - t
             if ds:
                 unstable = sum(lb.unstable_counts(self.net))
                 stall = stall + 1 if unstable >= parent_unstable else 0
                 key = min(_violation_lower(case.disjuncts[di], lb) for di in ds)
-                heapq.heappush(heap, (key, next(counter), lo, hi, lb, ds, stall, unstable))
+                heapq.heappush(heap, (key, next(counter), lo, hi, lb, ds, stall, unstable, low_gens))
 
         split_start = time.perf_counter()
         lb0 = self.case_bounds[ci]
         heapq.heappush(heap, (0.0, next(counter), case.lower, case.upper, lb0, dis, 0,
-                              sum(lb0.unstable_counts(self.net))))
+                              sum(lb0.unstable_counts(self.net)), 0))
         while heap:
             if self.clock.expired():
                 break
-            _, _, lo, hi, lb, ds, stall, unstable = heapq.heappop(heap)
+            _, _, lo, hi, lb, ds, stall, unstable, low_gens = heapq.heappop(heap)
             self.stats["boxes"] += 1
             self._report_progress(len(heap))
             t = time.perf_counter()
@@ -358,11 +378,11 @@ class _Run:
             if self.timings["region"] <= _REGION_SHARE * (time.perf_counter() - split_start):
                 self._region_walks(ci, ds, lo, hi)
             dim = self._split_dimension(ci, ds, lo, hi)
-            if unstable <= _LEAF_BINARIES or stall >= len(lo) or dim is None:
+            if unstable <= _INPUT_LEAF_BINARIES or stall >= len(lo) or dim is None:
                 sub = Case(lo, hi, [], case.input_A, case.input_b)
                 left = []
                 for di in ds:
-                    o = self._solve_disjunct(ci, di, sub, lb, _LEAF_SECONDS if dim is not None else None)
+                    o = self._solve_disjunct(ci, di, sub, lb, _INPUT_LEAF_SECONDS if dim is not None else None)
                     if o == "timeout" and dim is not None and not self.clock.expired():
                         left.append(di)  # too hard as a whole: split it
                     elif o != "milp":
@@ -374,7 +394,7 @@ class _Run:
             for a, b in ((lo[dim], mid), (mid, hi[dim])):
                 clo, chi = lo.copy(), hi.copy()
                 clo[dim], chi[dim] = a, b
-                push(clo, chi, ds, stall, unstable)
+                push(clo, chi, ds, stall, unstable, low_gens)
         for di in dis:
             if any(di in item[5] for item in heap):  # boxes left unexamined when the time ran out
                 self.outcome.setdefault((ci, di), "timeout")

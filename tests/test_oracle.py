@@ -219,12 +219,16 @@ def oracle_results():
 
 @pytest.fixture(scope="module")
 def split_results():
-    """The same kind of instances with input splitting forced down to tiny leaves."""
+    """The same kind of instances with input splitting forced down to tiny leaves, and alpha-CROWN
+    bounds on every box from the fifth generation on."""
     import exactverify.verifier as verify_mod
 
     out = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(verify_mod, "_LEAF_BINARIES", 1)
+        mp.setattr(verify_mod, "_INPUT_LEAF_BINARIES", 1)
+        mp.setattr(verify_mod, "_ALPHA_UNSTABLE", 10**6)
+        mp.setattr(verify_mod, "_ALPHA_AFTER", 5)
         for seed in SPLIT_SEEDS:
             net, prop, expected, margins = make_instance(seed)
             result = verify(net, prop, timeout=20, attack_time=0.0, seed=seed)
@@ -252,6 +256,7 @@ def test_input_splitting_agrees_with_oracle(split_results):
     reasons = [r[5].reason for r in split_results]
     assert sum("input splitting" in s for s in reasons) >= 10
     assert all(r[5].status != "unknown" for r in split_results)
+    assert sum(r[5].stats.get("alpha_boxes", 0) > 0 for r in split_results) >= 5
 
 
 def test_oracle_set_is_balanced(oracle_results):
