@@ -93,7 +93,8 @@ def propagate_interval(layer, lo: np.ndarray, hi: np.ndarray):
     raise TypeError(f"unknown layer type {type(layer).__name__}")
 
 
-def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None) -> LayerBounds:
+def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
+                 iterations: int = 20) -> LayerBounds:
     """CROWN bounds (Zhang et al. 2018), never looser than IBP.
 
     Layer by layer: the output bounds of an affine layer come from a backward
@@ -113,6 +114,8 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerB
     known: sound bounds already established over the same box (e.g. by LP
     tightening); every layer is intersected with them before the layers above
     are relaxed, so their gain carries upward.
+
+    iterations: the gradient steps per layer when alpha is "optimized".
     """
     _check_alpha(alpha)
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
@@ -128,14 +131,15 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerB
             lo, hi = np.maximum(lo, known.lower[k]), np.minimum(hi, known.upper[k])
         if isinstance(layer, Affine) and k > 0:
             feeds_relu = k + 1 < len(network.layers) and isinstance(network.layers[k + 1], ReLU)
-            lo, hi = _crown_affine(layer, steps[::-1], out.input_lower, out.input_upper, lo, hi, alpha, feeds_relu)
+            lo, hi = _crown_affine(layer, steps[::-1], out.input_lower, out.input_upper, lo, hi, alpha, feeds_relu,
+                                   iterations)
         out.lower.append(lo)
         out.upper.append(hi)
         steps.append(_relax(layer, pre_lo, pre_hi, alpha))
     return out
 
 
-def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu: bool):
+def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu: bool, iterations: int = 20):
     """[lo, hi] intersected with CROWN bounds on the output W y + b of `layer`;
     steps: the relaxations of the layers below it, top down."""
     # both bounds at once, as lower bounds of [W; -W] y + [b; -b]
@@ -150,7 +154,7 @@ def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu:
         rows = np.flatnonzero((lo < 0) & (hi > 0)) if feeds_relu else np.arange(n)
         if len(rows):
             both = np.concatenate([rows, rows + n])
-            low = _lower_bound(steps, lam[both], const[both], in_lo, in_hi, "optimized")
+            low = _lower_bound(steps, lam[both], const[both], in_lo, in_hi, "optimized", iterations)
             lo[rows] = np.maximum(lo[rows], low[:len(rows)])
             hi[rows] = np.minimum(hi[rows], -low[len(rows):])
     return lo, hi
@@ -362,11 +366,11 @@ class _MaxStep:
         return np.where(take, g_take, self.upper), None
 
 
-def _lower_bound(steps, lam, const, in_lo, in_hi, alpha="adaptive"):
+def _lower_bound(steps, lam, const, in_lo, in_hi, alpha="adaptive", iterations: int = 20):
     """Sound lower bounds on the rows of lam @ y + const, y the output of the
     layer whose backward step is steps[0] (steps run from the top down)."""
     if alpha == "optimized" and any(isinstance(s, _ReluStep) and len(s.unstable) for s in steps):
-        return _optimized_lower_bound(steps, lam, const, in_lo, in_hi)
+        return _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations)
     return _backward(steps, lam, const, in_lo, in_hi)[0]
 
 
