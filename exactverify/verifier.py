@@ -54,13 +54,14 @@ from .solvers.highs import LARGE_MODEL_NNZ
 _N_CHEAP_POINTS = 64
 _POLISH_SECONDS = 0.5  # the most one polish may take; the MILP leaves this much of the budget
 _SPLIT_MAX_INPUTS = 16  # input splitting pays only where the input is low-dimensional
-# A box with at most this many unstable ReLUs goes to the MILP rather than being split again; a box
-# whose MILP takes longer than _LEAF_SECONDS is split after all. On ACAS Xu (prop 5, 6, 9) HiGHS needs
-# ~0.1 s for 12-24 binaries where a split and two CROWN passes take ~3 ms: small leaves win.
+# A case with at most this many unstable ReLUs goes straight to the MILP, and so does a ReLU-splitting
+# domain (capped at _LEAF_SECONDS; beyond it the domain stays open). On ACAS Xu, CROWN-Ada alone, HiGHS
+# needed ~0.1 s for 12-24 binaries where a split and two CROWN passes took ~3 ms: small leaves won there.
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
 # Input splitting's leaves are larger: with alpha-CROWN (below) cutting the tree, a 20-binary MILP (~40 ms
-# on ACAS Xu) ends a subtree that CROWN-Ada would split for hundreds of boxes near a tight margin.
+# on ACAS Xu) ends a subtree that CROWN-Ada would split for hundreds of boxes near a tight margin. A box
+# whose MILP takes longer than _INPUT_LEAF_SECONDS is split after all.
 _INPUT_LEAF_BINARIES = 20
 _INPUT_LEAF_SECONDS = 1.0
 # A box with at most _ALPHA_UNSTABLE unstable ReLUs whose last _ALPHA_AFTER ancestors (itself included)
