@@ -176,6 +176,25 @@ def retry(timeout: float, workers: int, argv) -> int:
     return 0
 
 
+def float32_resolution(report: dict) -> np.ndarray | None:
+    """Per exact image: the float32 spacing at the counterexample's binding pixels (those at distance
+    rho from the image), over rho. A counterexample must re-check in float32, so it lies on the float32
+    grid, and the upper end of a bracket can only move in steps of about this size: where it exceeds
+    1e-6, "exact to 1e-6 relative" is finer than the grid the counterexamples live on."""
+    X = None
+    out = []
+    for p in report["points"]:
+        ce = p.get("counterexample")
+        if p["status"] != "exact" or not ce:
+            continue
+        if X is None:
+            X, _ = load_dataset(DATA, scale=255)
+        x, x0, rho = np.asarray(ce["x"], dtype=np.float64), X[p["index"]], p["radius"]["upper"]
+        binding = np.abs(x - x0) >= rho * (1 - 1e-4)
+        out.append(np.max(np.spacing(np.abs(x[binding]).astype(np.float32)).astype(np.float64)) / rho)
+    return np.array(out) if out else None
+
+
 def markdown(report: dict) -> str:
     s, cfg = report["summary"], report["config"]
     pts = [p for p in report["points"] if p["status"] != "misclassified"]
@@ -203,6 +222,14 @@ def markdown(report: dict) -> str:
     if exact:
         rho = [p["radius"]["upper"] for p in exact]
         lines.append(f"- exact rho: median {np.median(rho):.5f}, min {np.min(rho):.5f}, max {np.max(rho):.5f}")
+        res = float32_resolution(report)
+        if res is not None:
+            lines.append(f"- float32 grid at the counterexamples (spacing of float32 numbers at the pixels that are "
+                         f"rho from the image, over rho): median {np.median(res):.2e}, min {np.min(res):.2e}, "
+                         f"max {np.max(res):.2e}; above 1e-6 for {int(np.sum(res > 1e-6))} of {len(res)} images. "
+                         f"Counterexamples re-check in float32, so they lie on this grid, and a bracket's upper end "
+                         f"moves in steps of about this size: where it is above 1e-6, a bracket closed to 1e-6 of rho "
+                         f"asks for a finer resolution than the grid has.")
     if s.get("verify_below"):
         vb = s["verify_below"]
         lines.append(f"- check of every exact rho (`verify` on the L-inf ball of radius 0.999 rho, "
