@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import Affine, Network, ReLU
-from .property import Case, OutputConstraint, Property, class_change_disjuncts
+from .property import Case, OutputConstraint, Property
 
 
 def random_network(sizes, seed: int = 0, scale: float = 1.0, output_relu: bool = False) -> Network:
@@ -31,8 +31,7 @@ def box_property(lower, upper, disjuncts) -> Property:
 
 
 def not_robust_property(x0, eps: float, label: int, n_outputs: int, domain=(-np.inf, np.inf)) -> Property:
-    """Linf ball of radius eps around x0 and 'some other class scores at least as high as `label`'."""
-    x0 = np.asarray(x0, dtype=np.float64)
-    lo = np.maximum(x0 - eps, domain[0])
-    hi = np.minimum(x0 + eps, domain[1])
-    return Property(len(lo), n_outputs, [Case(lo, hi, class_change_disjuncts([label], n_outputs))])
+    """Linf ball of radius eps around x0 and 'some other class scores at least as high as `label`'
+    (`validate.robustness_property`, with the domain as a default argument)."""
+    from .validate import robustness_property
+    return robustness_property(x0, eps, label, n_outputs, domain)

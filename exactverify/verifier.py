@@ -301,10 +301,8 @@ class _Run:
             return self._solve_disjunct(ci, di, case, domain_bounds, _LEAF_SECONDS) == "milp"
 
         def progress(stats, frontier, worst):
-            self._report_progress()
-            if self.progress is not None and stats.rounds % 50 == 0:
-                self.progress(f"[{self.clock.elapsed():6.1f} s] ReLU splitting: {stats.domains} domains, "
-                              f"{frontier} open, worst bound {worst:.4g}")
+            self._report_progress(extra=f"ReLU splitting: {stats.domains} domains, {frontier} open, "
+                                        f"worst bound {worst:.4g}")
 
         splitter = relu_split.ReluSplitter(self.net, self.case_bounds[ci], case.disjuncts,
                                            lambda x: check_point(self.network, self.prop, x, ci),
@@ -605,7 +603,7 @@ class _Run:
         if self.clock.expired():
             raise _OutOfTime
 
-    def _report_progress(self, heap_size: int | None = None):
+    def _report_progress(self, heap_size: int | None = None, extra: str | None = None):
         now = time.perf_counter()
         if self.progress is None or now - self._last_progress < _PROGRESS_SECONDS:
             return
@@ -616,6 +614,8 @@ class _Run:
                 f"MILPs {self.stats['milps']}")
         if heap_size is not None:
             line += f", input boxes done {self.stats.get('boxes', 0)}, open {heap_size}"
+        if extra:
+            line += f", {extra}"
         self.progress(line)
 
     # ------------------------------------------------------------ verdict
