@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from exactverify.errors import InputError
 from exactverify.loading import load_network
-from exactverify.network import Affine, MaxGroups, ReLU
+from exactverify.network import Affine
 from exactverify.onnx_loader import load_onnx, save_onnx
 from exactverify.testing import random_network
 
