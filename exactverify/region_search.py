@@ -34,11 +34,13 @@ def region_walk(net: Network, lo, hi, A, b, x_start, deadline: float, input_A=No
     """
     x = np.asarray(x_start, dtype=np.float64)
     best_x, best_s, lps = None, np.inf, 0
+    sol = None  # the LP of x's region, when the facet search below has solved it already
     for _ in range(max_steps):
         if time.perf_counter() >= deadline:
             break
-        sol = _region_lp(net, x, lo, hi, A, b, input_A, input_b)
-        lps += 1
+        if sol is None:
+            sol = _region_lp(net, x, lo, hi, A, b, input_A, input_b)
+            lps += 1
         if sol is None:
             break
         xs, s, G, g = sol
@@ -49,7 +51,7 @@ def region_walk(net: Network, lo, hi, A, b, x_start, deadline: float, input_A=No
             break
         slack = G @ xs + g
         tight = np.flatnonzero(np.abs(slack) <= 1e-7 * (1.0 + np.abs(g)))
-        nxt, nxt_s = None, s
+        nxt, nxt_s, nxt_sol = None, s, None
         for k in tight[:max_facets]:
             if time.perf_counter() >= deadline:
                 break
@@ -58,10 +60,10 @@ def region_walk(net: Network, lo, hi, A, b, x_start, deadline: float, input_A=No
             sn = _region_lp(net, xn, lo, hi, A, b, input_A, input_b)
             lps += 1
             if sn is not None and sn[1] < nxt_s - 1e-12 * (1.0 + abs(nxt_s)):
-                nxt, nxt_s = xn, sn[1]
+                nxt, nxt_s, nxt_sol = xn, sn[1], sn
         if nxt is None:
             break
-        x = nxt
+        x, sol = nxt, nxt_sol
     return best_x, best_s, lps
 
 
