@@ -345,6 +345,10 @@ class _Run:
         heap, counter = [], itertools.count()
         self.stats["boxes"] = self.stats.get("boxes", 0)
 
+        def still_open(lb, ds, alpha="adaptive"):
+            refuted = _refuted_by_bounds(self.net, lb, [case.disjuncts[di] for di in ds], alpha=alpha)
+            return [di for di, r in zip(ds, refuted) if not r]
+
         def push(lo, hi, ds, stall, parent_unstable, parent_gens):
             """parent_gens: how many generations up to the parent have had at most _ALPHA_UNSTABLE unstable."""
             t = time.perf_counter()
@@ -352,19 +356,17 @@ class _Run:
             alpha = crown and parent_gens >= _ALPHA_AFTER  # the parent had alpha-CROWN bounds: so does the child
             if not alpha:
                 lb, _ = _box_bounds(self.net, lo, hi, self.bounds_info["method"])
-                refuted = _refuted_by_bounds(self.net, lb, [case.disjuncts[di] for di in ds])
-                ds = [di for di, r in zip(ds, refuted) if not r]
-                alpha = (crown and parent_gens + 1 >= _ALPHA_AFTER
-                         and sum(lb.unstable_counts(self.net)) <= _ALPHA_UNSTABLE)
+                ds = still_open(lb, ds)
+                unstable = sum(lb.unstable_counts(self.net))
+                alpha = crown and parent_gens + 1 >= _ALPHA_AFTER and unstable <= _ALPHA_UNSTABLE
             if ds and alpha:
                 # tighter bounds also mean fewer binaries and smaller big-M constants in the leaf MILP
                 lb = bounds_mod.crown_bounds(self.net, lo, hi, alpha="optimized", iterations=_ALPHA_ITERATIONS)
-                refuted = _refuted_by_bounds(self.net, lb, [case.disjuncts[di] for di in ds], alpha="optimized")
-                ds = [di for di, r in zip(ds, refuted) if not r]
+                ds = still_open(lb, ds, "optimized")
+                unstable = sum(lb.unstable_counts(self.net))
                 self.stats["alpha_boxes"] = self.stats.get("alpha_boxes", 0) + 1
             self.timings["bounds"] += time.perf_counter() - t
             if ds:
-                unstable = sum(lb.unstable_counts(self.net))
                 stall = stall + 1 if unstable >= parent_unstable else 0
                 gens = parent_gens + 1 if unstable <= _ALPHA_UNSTABLE else 0
                 key = min(_violation_lower(case.disjuncts[di], lb) for di in ds)
@@ -377,7 +379,7 @@ class _Run:
         while heap:
             if self.clock.expired():
                 break
-            _, _, lo, hi, lb, ds, stall, unstable, low_gens = heapq.heappop(heap)
+            _, _, lo, hi, lb, ds, stall, unstable, gens = heapq.heappop(heap)
             self.stats["boxes"] += 1
             self._report_progress(len(heap))
             t = time.perf_counter()
@@ -402,7 +404,7 @@ class _Run:
             for a, b in ((lo[dim], mid), (mid, hi[dim])):
                 clo, chi = lo.copy(), hi.copy()
                 clo[dim], chi[dim] = a, b
-                push(clo, chi, ds, stall, unstable, low_gens)
+                push(clo, chi, ds, stall, unstable, gens)
         for di in dis:
             if any(di in item[5] for item in heap):  # boxes left unexamined when the time ran out
                 self.outcome.setdefault((ci, di), "timeout")
