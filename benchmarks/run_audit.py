@@ -47,8 +47,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    from exactverify.audit import audit, convert_long, format_markdown, format_table
-    from exactverify.cli import _json_default, write_atomic
+    from exactverify.metrics.audit import audit, convert_long, format_markdown, format_table
+    from exactverify.core.files import json_default, write_atomic
 
     bench = SHARED / "acasxu"
     if not bench.is_dir():
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         data["retried_undecided"] = history
     data["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
                        "cpus": os.cpu_count(), "workers": args.workers}
-    write_atomic(out_dir / f"{stem}.json", json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_atomic(out_dir / f"{stem}.json", json.dumps(data, indent=2, default=json_default) + "\n")
     md = format_markdown(report)
     md += (f"\nConsensus ground truth (`acasxu/ground_truth.csv`): {len(known_wrong)} of these claims are wrong, "
            f"{len(caught)} were reported WRONG here"
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
 
 def _load_report(path: Path):
     """The AuditReport a previous run wrote as JSON."""
-    from exactverify.audit import AuditReport, AuditRow
+    from exactverify.metrics.audit import AuditReport, AuditRow
     d = json.loads(path.read_text())
     report = AuditReport(d["results_csv"], d["root"], d["timeout_s"], d["tool"], d["year"],
                          [AuditRow(**r) for r in d["claims"]], dict(d["skipped"]),

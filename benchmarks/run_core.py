@@ -69,7 +69,7 @@ def coav_instances_csv() -> Path:
 
 
 def run_suite(name: str, results_dir: Path, timeout=None, progress=True, workers=1, tightening="crown") -> dict:
-    from exactverify.bench import format_summary, run_instances
+    from exactverify.metrics.bench import format_summary, run_instances
 
     spec = SUITES[name]
     if name == "coav":

@@ -38,8 +38,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from exactverify import load_network  # noqa: E402
-from exactverify.cli import _json_default, write_atomic  # noqa: E402
-from exactverify.robustness import _closed, dataset_robustness, load_dataset  # noqa: E402
+from exactverify.core.files import json_default, write_atomic  # noqa: E402
+from exactverify.metrics.radius import _closed, dataset_robustness, load_dataset  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "benchmarks"
 NETWORK = SHARED / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx"
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         machine=f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs)",
         command=" ".join(["python", "benchmarks/run_robustness.py", *(argv if argv is not None else sys.argv[1:])]),
         wall_seconds_this_run=round(wall, 1))
-    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=_json_default) + "\n")
+    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=json_default) + "\n")
     write_atomic(f"{OUT}.md", markdown(report))
     progress.unlink(missing_ok=True)
     print(markdown(report))
@@ -123,7 +123,7 @@ def check_below(timeout: float, workers: int) -> int:
     report["summary"]["verify_below"] = {s: statuses.count(s) for s in sorted(set(statuses))}
     report["summary"]["counterexamples_recheck"] = sum(r["counterexample_rechecks"] for r in results.values())
     report["config"]["verify_below_timeout"] = timeout
-    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=_json_default) + "\n")
+    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=json_default) + "\n")
     write_atomic(f"{OUT}.md", markdown(report))
     print(report["summary"]["verify_below"])
     return 0
@@ -149,7 +149,7 @@ def _merge(old: dict, new: dict) -> dict:
 
 def retry(timeout: float, workers: int, argv) -> int:
     """Rerun the images whose rho is not exact with a longer time limit; merge into the results."""
-    from exactverify.robustness import dataset_metrics, summarise
+    from exactverify.metrics.radius import dataset_metrics, summarise
     report = json.loads(Path(f"{OUT}.json").read_text())
     net = load_network(NETWORK)
     X, y = load_dataset(DATA, scale=255, n_inputs=net.input_size, n_outputs=net.output_size)
@@ -169,7 +169,7 @@ def retry(timeout: float, workers: int, argv) -> int:
                                                 if k in ("verify_below", "counterexamples_recheck")}}
     report["config"].update(retry_timeout=timeout, retried=todo, retry_wall_seconds=round(time.time() - t0, 1),
                             retry_command=" ".join(["python", "benchmarks/run_robustness.py", *(argv or sys.argv[1:])]))
-    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=_json_default) + "\n")
+    write_atomic(f"{OUT}.json", json.dumps(report, indent=1, default=json_default) + "\n")
     write_atomic(f"{OUT}.md", markdown(report))
     Path(f"{OUT}.retry.jsonl").unlink(missing_ok=True)
     print(markdown(report))

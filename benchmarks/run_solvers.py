@@ -10,7 +10,7 @@ Suites (ground truth from ../shared/benchmarks): vnncomp2021_test, marabou_mnist
 of the differential test (tests/test_solvers.py: thresholds just around the largest
 sampled output, so most need the back end; no ground truth, only the solvers' mutual
 agreement), run with `verify(..., attack_time=0)` directly. The shared suites go through
-`exactverify.bench.run_instances(..., workers=1, verify_options={"solver": s})`, the
+`exactverify.metrics.bench.run_instances(..., workers=1, verify_options={"solver": s})`, the
 code path of `exactverify bench --solver s`. Per-run results go to
 benchmarks/results/solvers_<suite>_<solver>.csv; the table (decided, agreeing with
 the ground truth, wrong, total, median time per solver and suite) is printed and
@@ -46,7 +46,7 @@ SOLVERS = ("highs", "cbc", "z3")
 
 
 def run(suite: str, solver: str, results_dir: Path, timeout, progress: bool) -> dict:
-    from exactverify.bench import run_instances
+    from exactverify.metrics.bench import run_instances
 
     spec = SUITES[suite]
     csv_path = SHARED / spec["csv"] if spec["csv"] else marabou_instances_csv(results_dir)
@@ -72,7 +72,7 @@ def run_random(solver: str, timeout) -> dict:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from test_solvers import threshold_instance
 
-    from exactverify.verifier import verify
+    from exactverify.search.verifier import verify
 
     rows, t0 = [], time.perf_counter()
     for seed in range(51):

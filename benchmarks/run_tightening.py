@@ -43,7 +43,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from exactverify import load_network, load_vnnlib
-    from exactverify.tightening import TighteningReport, tightened_bounds
+    from exactverify.search.tightening import TighteningReport, tightened_bounds
 
     rows = []
     for suite, net_path, prop_path in BOXES:

@@ -4,7 +4,7 @@
     python benchmarks/run_validate.py --limit 50 --eps 0.01 0.02 0.03
     python benchmarks/run_validate.py --network examples/digits_gloro.onnx --data examples/digits_gloro_test.npz
 
-Runs `exactverify.validate` (the code path of `exactverify validate`) for IBP,
+Runs `exactverify.metrics.validate` (the code path of `exactverify validate`) for IBP,
 CROWN, alpha-CROWN and the Lipschitz certificate on the network from
 ../shared/benchmarks/mnist_fc/onnx with the first MNIST test images of
 ../shared/benchmarks/data/mnist_test_first100.csv (pixels / 255, balls clipped
@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     from exactverify import load_network
-    from exactverify.cli import _json_default, write_atomic
-    from exactverify.validate import load_data, validate
+    from exactverify.core.files import json_default, write_atomic
+    from exactverify.metrics.validate import load_data, validate
 
     net_path = Path(args.network)
     if not net_path.is_file():
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     write_atomic(out / f"{stem}.md", md)
     data = report.as_dict()
     data["command"] = cmd.strip()
-    write_atomic(out / f"{stem}.json", json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_atomic(out / f"{stem}.json", json.dumps(data, indent=2, default=json_default) + "\n")
     if args.plot:
         report.plot(out / f"{stem}.png")
     print(f"wrote {out / (stem + '.md')}")

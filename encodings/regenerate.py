@@ -26,7 +26,7 @@ FORMATS = ("lp", "mps", "smt2")
 
 def regenerate() -> list:
     sys.path.insert(0, str(REPO))
-    from exactverify.cli import main
+    from exactverify.cli.app import main
 
     written = []
     cwd = os.getcwd()

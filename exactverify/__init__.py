@@ -12,32 +12,22 @@ original network in float64 and float32; `unsat` only from a solver proof
 (infeasible status or proven dual bound) or from sound, outward-padded bounds.
 """
 
-from .errors import InputError
-from .network import Affine, MaxGroups, Network, ReLU
-from .property import Case, OutputConstraint, Property
-from .result import VerificationResult
+from ._version import __version__
+from .core.errors import InputError
+from .core.network import Affine, MaxGroups, Network, ReLU
+from .core.property import Case, OutputConstraint, Property
+from .core.result import VerificationResult
 
-__version__ = "0.1.0"
+_API = ("load_network", "load_vnnlib", "load_dataset", "verify", "pointwise_robustness", "dataset_robustness",
+        "validate")
 
-__all__ = [
-    "load_network", "load_vnnlib", "verify", "InputError", "Network", "Affine", "ReLU", "MaxGroups",
-    "Property", "Case", "OutputConstraint", "VerificationResult",
-]
-
-
-def load_network(path_or_module, input_shape=None) -> Network:
-    """Load an ONNX file, a .nnet file, or a torch.nn.Module (with `input_shape`) into the IR."""
-    from .loading import load_network as _load
-    return _load(path_or_module, input_shape=input_shape)
+__all__ = [*_API, "InputError", "Network", "Affine", "ReLU", "MaxGroups", "Property", "Case", "OutputConstraint",
+           "VerificationResult", "__version__"]
 
 
-def load_vnnlib(path, n_inputs=None, n_outputs=None) -> Property:
-    """Parse a VNN-LIB property file into its normal form (a disjunction of cases)."""
-    from .vnnlib import load_vnnlib as _load
-    return _load(path, n_inputs=n_inputs, n_outputs=n_outputs)
-
-
-def verify(network, prop, timeout: float = 60.0, **options) -> VerificationResult:
-    """Decide whether some input of `prop` drives `network` into the unsafe output set."""
-    from .verifier import verify as _verify
-    return _verify(network, prop, timeout=timeout, **options)
+def __getattr__(name):
+    # the facade's functions load their layers on first use: `import exactverify` stays cheap
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'exactverify' has no attribute {name!r}")

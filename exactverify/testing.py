@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import Affine, Network, ReLU
-from .property import Case, OutputConstraint, Property
+from .core.network import Affine, Network, ReLU
+from .core.property import Case, OutputConstraint, Property
 
 
 def random_network(sizes, seed: int = 0, scale: float = 1.0, output_relu: bool = False) -> Network:
@@ -33,5 +33,5 @@ def box_property(lower, upper, disjuncts) -> Property:
 def not_robust_property(x0, eps: float, label: int, n_outputs: int, domain=(-np.inf, np.inf)) -> Property:
     """Linf ball of radius eps around x0 and 'some other class scores at least as high as `label`'
     (`validate.robustness_property`, with the domain as a default argument)."""
-    from .validate import robustness_property
+    from .metrics.validate import robustness_property
     return robustness_property(x0, eps, label, n_outputs, domain)

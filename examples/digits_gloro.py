@@ -6,18 +6,18 @@
    [0, 1]; 80/20 stratified split, seed 0), all from the same initialisation:
    one with plain cross-entropy, one with the GloRo loss at L2 radius eps
    (ramped up over the first half), and two with the relaxed GloRo losses
-   (top-2 and affinity; exactverify.gloro.relaxed_loss).
+   (top-2 and affinity; exactverify.training.gloro.relaxed_loss).
 2. Exports the first two to ONNX (examples/digits_standard.onnx,
    examples/digits_gloro.onnx) and the test split to
    examples/digits_gloro_test.npz (x, y). The relaxed ones stay in memory.
 3. Lowers every network into the IR (the ONNX files through the ONNX loader)
    and certifies the whole test set with the sound one-pass certificate
-   (exactverify.lipschitz) at L2 radius eps: standard, relaxed top-2 and
+   (exactverify.bounds.lipschitz) at L2 radius eps: standard, relaxed top-2 and
    affinity robustness (groups 1,7 / 3,5,8 / 4,9 / 0,6), reporting clean
    accuracy, certified fraction, VRA (certified, and the label in the
    certified set) and the certification time over a plain forward pass.
 4. With --exact N: for up to N certified points per network and mode, decides
-   the same property exactly (exactverify.local_robustness, MILP) on the L-inf
+   the same property exactly (exactverify.metrics.local_robustness, MILP) on the L-inf
    ball of radius eps / 8 inscribed in the L2 ball (64 inputs), within the
    pixel domain [0, 1]; and likewise for the points the L-inf certificate
    accepts at radius eps / 8 itself (the same ball). All must be robust.
@@ -25,7 +25,7 @@
 5. With --bench N: the first N test points as VNN-LIB-style local robustness
    properties (L-inf radius eps / 8 in [0, 1], label = prediction), decided
    by `verify` and, separately, by the Lipschitz fast path alone
-   (exactverify.lipschitz.lipschitz_refutes: no MILP, no bounds): how many
+   (exactverify.bounds.lipschitz.lipschitz_refutes: no MILP, no bounds): how many
    instances the fast path settles, and that it never contradicts `verify`.
 
 --no-train re-uses the exported files (and skips the relaxed networks).
@@ -68,8 +68,8 @@ def train_and_export(args, Xtr, ytr) -> dict:
     """Train the four networks, export two; return the relaxed ones as IR networks by name."""
     import torch
     from exactverify import load_network
-    from exactverify.gloro import GloRoNet, train
-    from exactverify.onnx_loader import save_onnx
+    from exactverify.training.gloro import GloRoNet, train
+    from exactverify.loaders.onnx import save_onnx
 
     torch.set_num_threads(1)
     t = time.perf_counter()
@@ -114,8 +114,8 @@ def main(argv=None) -> int:
     relaxed = {} if args.no_train else train_and_export(args, Xtr, ytr)
 
     from exactverify import load_network
-    from exactverify.lipschitz import certify_batch, margin_lipschitz
-    from exactverify.local_robustness import check_local_robustness
+    from exactverify.bounds.lipschitz import certify_batch, margin_lipschitz
+    from exactverify.metrics.local_robustness import check_local_robustness
 
     X = Xte.astype(np.float64)
     modes = [("standard", {}), ("topk", {"k": 2}), ("affinity", {"groups": GROUPS})]
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
 def bench(net, X, radius: float) -> None:
     """Local robustness properties decided by verify, and by the Lipschitz fast path alone."""
     from exactverify import verify
-    from exactverify.lipschitz import lipschitz_refutes
+    from exactverify.bounds.lipschitz import lipschitz_refutes
     from exactverify.testing import not_robust_property
 
     counts, fast, wrong = {}, 0, 0

@@ -77,8 +77,8 @@ def main(argv=None) -> int:
         train_and_export()
 
     from exactverify import load_network
-    from exactverify.commands.robustness import format_report
-    from exactverify.robustness import dataset_robustness, load_dataset, plot_metrics
+    from exactverify.cli.robustness import format_report
+    from exactverify.metrics.radius import dataset_robustness, load_dataset, plot_metrics
 
     net = load_network(ONNX)
     X, y = load_dataset(TEST, n_inputs=net.input_size, n_outputs=net.output_size)

@@ -1,4 +1,4 @@
-"""audit: another tool's sat/unsat claims checked exactly (exactverify.audit, `exactverify audit`)."""
+"""audit: another tool's sat/unsat claims checked exactly (exactverify.metrics.audit, `exactverify audit`)."""
 
 import json
 
@@ -7,10 +7,10 @@ import pytest
 
 from conftest import make_onnx
 from exactverify import load_network, load_vnnlib
-from exactverify.audit import audit, claim_of, convert_long, format_markdown, read_claims
-from exactverify.check import check_point
-from exactverify.cli import main
-from exactverify.errors import InputError
+from exactverify.metrics.audit import audit, claim_of, convert_long, format_markdown, read_claims
+from exactverify.core.check import check_point
+from exactverify.cli.app import main
+from exactverify.core.errors import InputError
 
 ABS_NET = ([np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])  # |x0 - x1|
 

@@ -1,4 +1,4 @@
-"""Soundness and tightness of IBP and CROWN bounds (exactverify.bounds)."""
+"""Soundness and tightness of IBP and CROWN bounds (exactverify.bounds.crown)."""
 
 from fractions import Fraction
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from exactverify import bounds
-from exactverify.bounds import crown_bounds, interval_bounds, linear_objective_bounds
-from exactverify.network import Affine, MaxGroups, Network, ReLU
+from exactverify.bounds import crown as bounds
+from exactverify.bounds.crown import crown_bounds, interval_bounds, linear_objective_bounds
+from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.testing import random_network
 
 

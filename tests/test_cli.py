@@ -19,7 +19,7 @@ def vnnlib(lo0=0.0, hi0=1.0, y_at_least=0.5, n_inputs=2):
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "exactverify.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "exactverify.cli.app", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd or REPO, timeout=120)
 
 
@@ -59,7 +59,7 @@ def test_verify_unsat(tmp_path, absnet):
 def test_verify_does_not_import_torch(tmp_path, absnet):
     prop = tmp_path / "p.vnnlib"
     prop.write_text(vnnlib(y_at_least=1.5))
-    code = ("import sys; from exactverify.cli import main; rc = main(['verify', sys.argv[1], sys.argv[2]]); "
+    code = ("import sys; from exactverify.cli.app import main; rc = main(['verify', sys.argv[1], sys.argv[2]]); "
             "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
     r = subprocess.run([sys.executable, "-c", code, str(absnet), str(prop)], capture_output=True, text=True,
                        cwd=REPO, timeout=120)
@@ -190,10 +190,10 @@ def test_instances_csv_pointing_at_missing_file(tmp_path, absnet):
 def test_package_verify_stays_the_function_after_submodules_load():
     """`exactverify.verify` is the API function, whatever submodules were imported before."""
     import exactverify
-    import exactverify.verifier  # noqa: F401
-    from exactverify.bench import run_instances  # noqa: F401
+    import exactverify.search.verifier  # noqa: F401
+    from exactverify.metrics.bench import run_instances  # noqa: F401
 
-    assert callable(exactverify.verify) and exactverify.verify.__module__ == "exactverify"
+    assert callable(exactverify.verify) and exactverify.verify.__module__ == "exactverify.api"
 
 
 def test_result_files_are_ordinary_files_not_private_temporaries(tmp_path, absnet):
@@ -208,10 +208,10 @@ def test_result_files_are_ordinary_files_not_private_temporaries(tmp_path, absne
 
 
 def test_verify_reports_progress_on_long_runs(monkeypatch):
-    import exactverify.verifier as verifier
+    import exactverify.search.verifier as verifier
     from exactverify import verify
-    from exactverify.bounds import crown_bounds, linear_objective_bounds
-    from exactverify.property import Case, OutputConstraint, Property
+    from exactverify.bounds.crown import crown_bounds, linear_objective_bounds
+    from exactverify.core.property import Case, OutputConstraint, Property
     from exactverify.testing import random_network
 
     monkeypatch.setattr(verifier, "_PROGRESS_SECONDS", 0.0)  # every box and MILP reports

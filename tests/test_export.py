@@ -12,14 +12,14 @@ import pytest
 import scipy.sparse as sp
 
 from exactverify import load_network, load_vnnlib, verify
-from exactverify.bounds import compute_bounds
-from exactverify.check import best_violation, check_point
-from exactverify.cli import main
-from exactverify.commands.export import export_texts, select_parts
+from exactverify.bounds.crown import compute_bounds
+from exactverify.core.check import best_violation, check_point
+from exactverify.cli.app import main
+from exactverify.cli.export import export_texts, select_parts
 from exactverify.encodings.milp import build_milp
 from exactverify.encodings.writers import to_lp, to_mps, written_rows
-from exactverify.network import Affine, MaxGroups, Network, ReLU
-from exactverify.property import Case, OutputConstraint
+from exactverify.core.network import Affine, MaxGroups, Network, ReLU
+from exactverify.core.property import Case, OutputConstraint
 from exactverify.testing import not_robust_property, random_network
 
 REPO = Path(__file__).resolve().parents[1]

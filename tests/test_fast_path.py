@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import exactverify.verifier as verifier
+import exactverify.search.verifier as verifier
 from exactverify import load_network, verify
-from exactverify.validate import robustness_property
+from exactverify.metrics.validate import robustness_property
 from exactverify.testing import random_network
 
 from conftest import REPO

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from exactverify import load_network  # noqa: E402
-from exactverify.gloro import GloRoNet, eps_schedule, gloro_loss, relaxed_loss, train  # noqa: E402
-from exactverify.lipschitz import certify_batch, margin_lipschitz  # noqa: E402
+from exactverify.training.gloro import GloRoNet, eps_schedule, gloro_loss, relaxed_loss, train  # noqa: E402
+from exactverify.bounds.lipschitz import certify_batch, margin_lipschitz  # noqa: E402
 
 
 def model(seed=0, sizes=(2, 16, 16, 3)):

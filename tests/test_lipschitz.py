@@ -22,12 +22,10 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import REPO, make_onnx
-from exactverify.lipschitz import (certify_batch, l2_operator_norm, linear_form_lipschitz, linf_operator_norm,
-                                   lipschitz_certificate, lipschitz_refutes, margin_lipschitz, max_groups_l2,
-                                   _spectral_fallback)
-from exactverify.local_robustness import candidate_sets, check_local_robustness
-from exactverify.network import Affine, MaxGroups, Network, ReLU
-from exactverify.property import Case, Property
+from exactverify.bounds.lipschitz import (certify_batch, l2_operator_norm, linear_form_lipschitz, linf_operator_norm, lipschitz_certificate, lipschitz_refutes, margin_lipschitz, max_groups_l2, _spectral_fallback)
+from exactverify.metrics.local_robustness import candidate_sets, check_local_robustness
+from exactverify.core.network import Affine, MaxGroups, Network, ReLU
+from exactverify.core.property import Case, Property
 from exactverify.testing import random_network
 
 GROUPS = [[0, 1], [2, 3, 4]]
@@ -306,11 +304,11 @@ class _Run:
 
 
 def cli(*args):
-    """The command line in-process (exactverify.cli.main), with its exit code and output."""
+    """The command line in-process (exactverify.cli.app.main), with its exit code and output."""
     import contextlib
     import io
 
-    from exactverify.cli import main
+    from exactverify.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -319,7 +317,7 @@ def cli(*args):
 
 
 def cli_subprocess(*args):
-    return subprocess.run([sys.executable, "-m", "exactverify.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "exactverify.cli.app", *map(str, args)], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
 
 
@@ -385,8 +383,8 @@ def test_certify_command_bad_input_exits_2(tmp_path, small_net):
 
 
 def test_importing_lipschitz_and_gloro_does_not_import_torch():
-    code = ("import sys, exactverify.lipschitz, exactverify.gloro, exactverify.local_robustness, "
-            "exactverify.commands.certify; assert 'torch' not in sys.modules")
+    code = ("import sys, exactverify.bounds.lipschitz, exactverify.training.gloro, exactverify.metrics.local_robustness, "
+            "exactverify.cli.certify; assert 'torch' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stderr
 
@@ -405,7 +403,7 @@ def test_linear_form_lipschitz_matches_margins():
 
 def test_lipschitz_refutes_only_what_the_verifier_proves():
     from exactverify.testing import not_robust_property
-    from exactverify.verifier import verify
+    from exactverify.search.verifier import verify
 
     net = certifiable_network(8)
     rng = np.random.default_rng(9)

@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exactverify.errors import InputError
-from exactverify.loading import load_network
-from exactverify.network import Affine
-from exactverify.onnx_loader import load_onnx, save_onnx
+from exactverify.core.errors import InputError
+from exactverify.loaders import load_network
+from exactverify.core.network import Affine
+from exactverify.loaders.onnx import load_onnx, save_onnx
 from exactverify.testing import random_network
 
 ort = pytest.importorskip("onnxruntime")
@@ -332,8 +332,8 @@ def test_loading_onnx_does_not_import_torch(tmp_path):
     save_onnx(random_network([3, 4, 2], seed=0), tmp_path / "n.onnx")
     code = textwrap.dedent(f"""
         import sys
-        import exactverify, exactverify.onnx_loader, exactverify.nnet_loader, exactverify.loading
-        from exactverify.loading import load_network
+        import exactverify, exactverify.loaders.onnx, exactverify.loaders.nnet, exactverify.loaders
+        from exactverify.loaders import load_network
         net = load_network({str(tmp_path / "n.onnx")!r})
         assert net.output_size == 2
         assert "torch" not in sys.modules, "torch was imported"

@@ -8,10 +8,10 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from exactverify.loading import load_network
-from exactverify.network import Affine, ReLU
-from exactverify.nnet_loader import load_nnet
-from exactverify.onnx_loader import load_onnx
+from exactverify.loaders import load_network
+from exactverify.core.network import Affine, ReLU
+from exactverify.loaders.nnet import load_nnet
+from exactverify.loaders.onnx import load_onnx
 
 ort = pytest.importorskip("onnxruntime")
 

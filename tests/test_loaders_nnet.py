@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from exactverify.errors import InputError
-from exactverify.network import Affine, ReLU
-from exactverify.nnet_loader import load_nnet
+from exactverify.core.errors import InputError
+from exactverify.core.network import Affine, ReLU
+from exactverify.loaders.nnet import load_nnet
 
 # 2 inputs -> 3 ReLUs -> 1 output, with a non-trivial normalisation in the header.
 SMALL = """\

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from exactverify.errors import InputError
-from exactverify.loading import load_network
-from exactverify.network import Affine
+from exactverify.core.errors import InputError
+from exactverify.loaders import load_network
+from exactverify.core.network import Affine
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from exactverify.torch_loader import from_torch  # noqa: E402
+from exactverify.loaders.torch_module import from_torch  # noqa: E402
 
 
 def randomise_batchnorm(module):

@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 
-from exactverify.bounds import compute_bounds, interval_bounds
+from exactverify.bounds.crown import compute_bounds, interval_bounds
 from exactverify.encodings.milp import SMALL_ENTRY, build_milp
-from exactverify.network import Affine, MaxGroups, Network, ReLU
-from exactverify.property import Case, OutputConstraint, Property
+from exactverify.core.network import Affine, MaxGroups, Network, ReLU
+from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.solvers import solve
 from exactverify.testing import box_property, not_robust_property, random_network
-from exactverify.verifier import verify
+from exactverify.search.verifier import verify
 
 
 def _case(lo, hi, A=None, b=None, n_out=2):
@@ -252,7 +252,7 @@ def test_knife_edge_is_unknown_never_a_verdict():
 
 
 def test_polish_recovers_a_counterexample_from_a_bad_candidate():
-    from exactverify.verifier import _Clock, _Run
+    from exactverify.search.verifier import _Clock, _Run
 
     net = random_network([2, 6, 1], seed=8)
     lo, hi = -np.ones(2), np.ones(2)

@@ -19,10 +19,10 @@ import highspy
 import numpy as np
 import pytest
 
-from exactverify.network import Affine, ReLU
-from exactverify.property import Case, OutputConstraint, Property
+from exactverify.core.network import Affine, ReLU
+from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.testing import random_network
-from exactverify.verifier import verify
+from exactverify.search.verifier import verify
 
 # ------------------------------------------------------------------ the oracle
 
@@ -221,7 +221,7 @@ def oracle_results():
 def split_results():
     """The same kind of instances with input splitting forced down to tiny leaves, and alpha-CROWN
     bounds on every box from the fifth generation on."""
-    import exactverify.verifier as verify_mod
+    import exactverify.search.verifier as verify_mod
 
     out = []
     with pytest.MonkeyPatch.context() as mp:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from exactverify.parallel import pieces_of, verify_parallel
-from exactverify.property import Case, OutputConstraint, Property
+from exactverify.search.parallel import pieces_of, verify_parallel
+from exactverify.core.property import Case, OutputConstraint, Property
 from test_oracle import make_instance
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from exactverify import load_network, load_vnnlib, verify
-from exactverify.region_search import _region_lp, mixed_start, region_walk
+from exactverify.search.region_search import _region_lp, mixed_start, region_walk
 from test_oracle import linear_regions, make_instance, min_violation
 
 SEEDS = range(24)

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from exactverify.bounds import crown_bounds
-from exactverify.check import check_point
+from exactverify.bounds.crown import crown_bounds
+from exactverify.core.check import check_point
 from exactverify.encodings.milp import build_milp
-from exactverify.property import Case, OutputConstraint, Property
-from exactverify.relu_split import ReluSplitter, supports
+from exactverify.core.property import Case, OutputConstraint, Property
+from exactverify.search.relu_split import ReluSplitter, supports
 from exactverify.solvers import solve
 from exactverify.testing import random_network
 from test_oracle import linear_regions, min_violation
@@ -161,7 +161,7 @@ def test_domain_bounds_hold_at_every_sampled_point_of_the_domain():
 
 
 def test_frontier_pops_each_domain_once_lowest_first():
-    from exactverify.relu_split import _Frontier
+    from exactverify.search.relu_split import _Frontier
     rng = np.random.default_rng(0)
     f = _Frontier(3)
     seen, pushed = [], 0

@@ -11,9 +11,8 @@ import pytest
 
 from conftest import REPO, make_onnx
 from exactverify import verify
-from exactverify.network import Affine, ReLU
-from exactverify.robustness import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset,
-                                    norm_distance, pointwise_robustness)
+from exactverify.core.network import Affine, ReLU
+from exactverify.metrics.radius import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset, norm_distance, pointwise_robustness)
 from exactverify.testing import not_robust_property, random_network
 
 DOMAIN = (-2.0, 2.0)
@@ -268,7 +267,7 @@ def test_metrics_with_brackets():
 
 
 def test_load_dataset_csv_and_errors(tmp_path):
-    from exactverify.errors import InputError
+    from exactverify.core.errors import InputError
     p = tmp_path / "d.csv"
     p.write_text("label,p0,p1\n1,0,255\n0,51,102\n")
     X, y = load_dataset(p, scale=255, n_inputs=2, n_outputs=3)
@@ -289,7 +288,7 @@ def test_load_dataset_csv_and_errors(tmp_path):
 # ------------------------------------------------------------------ CLI
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "exactverify.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "exactverify.cli.app", *map(str, args)], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
 
 

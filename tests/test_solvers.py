@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exactverify.bounds import compute_bounds
-from exactverify.check import check_point
+from exactverify.bounds.crown import compute_bounds
+from exactverify.core.check import check_point
 from exactverify.encodings.milp import build_milp
 from exactverify.encodings.smt import _lit, build_smt, parse_literal
-from exactverify.property import Case
+from exactverify.core.property import Case
 from exactverify.solvers import SOLVERS, solve
-from exactverify.solvers.pulp_backend import cbc_status, glpk_status, relaxed_for_text
+from exactverify.solvers.cbc import cbc_status, glpk_status, relaxed_for_text
 from exactverify.testing import box_property, not_robust_property, random_network
-from exactverify.verifier import verify
+from exactverify.search.verifier import verify
 
 BACKENDS = ("highs", "cbc", "z3")
 
@@ -223,7 +223,7 @@ def test_smt_encoding_computes_the_network_exactly():
 
 
 def test_cli_verify_accepts_each_solver(capsys):
-    from exactverify.cli import main
+    from exactverify.cli.app import main
 
     ex = Path(__file__).resolve().parents[1] / "examples"
     net = str(ex / "toy_spirals.onnx")

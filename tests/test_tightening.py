@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from exactverify.bounds import crown_bounds
+from exactverify.bounds.crown import crown_bounds
 from exactverify.testing import random_network
-from exactverify.tightening import STAGES, TighteningReport, _Solver, tightened_bounds
+from exactverify.search.tightening import STAGES, TighteningReport, _Solver, tightened_bounds
 
 
 def _layer_values(net, xs):
@@ -59,9 +59,9 @@ def test_lp_bound_is_sound_whatever_the_multipliers():
     rng = np.random.default_rng(0)
     values = _layer_values(net, lo + rng.random((5000, 3)) * (hi - lo))[k]
     from exactverify.encodings.milp import build_milp
-    from exactverify.bounds import LayerBounds
-    from exactverify.network import Network
-    from exactverify.property import Case, OutputConstraint
+    from exactverify.bounds.crown import LayerBounds
+    from exactverify.core.network import Network
+    from exactverify.core.property import Case, OutputConstraint
     prefix = Network(net.layers[:k + 1], input_shape=(1, 3), output_shape=(1, 8))
     empty = OutputConstraint(np.zeros((0, 8)), np.zeros(0))
     model = build_milp(prefix, LayerBounds(lo, hi, lb.lower[:k + 1], lb.upper[:k + 1]), Case(lo, hi, [empty]), empty)

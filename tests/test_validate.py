@@ -1,4 +1,4 @@
-"""validate: incomplete verifiers against exact answers (exactverify.validate, `exactverify validate`)."""
+"""validate: incomplete verifiers against exact answers (exactverify.metrics.validate, `exactverify validate`)."""
 
 import json
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import make_onnx
-from exactverify.bounds import propagate_interval
-from exactverify.check import check_point
-from exactverify.cli import main
-from exactverify.network import Affine, Network, ReLU
+from exactverify.bounds.crown import propagate_interval
+from exactverify.core.check import check_point
+from exactverify.cli.app import main
+from exactverify.core.network import Affine, Network, ReLU
 from exactverify.testing import random_network
-from exactverify.validate import load_data, robustness_property, validate
+from exactverify.metrics.validate import load_data, robustness_property, validate
 
 
 def shrunk_ibp(network, x, eps, label):
@@ -142,8 +142,8 @@ def test_cli_validate_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_lipschitz_radius_against_exact_radius(tmp_path):
-    pytest.importorskip("exactverify.lipschitz")
-    pytest.importorskip("exactverify.robustness")
+    pytest.importorskip("exactverify.bounds.lipschitz")
+    pytest.importorskip("exactverify.metrics.radius")
     net = random_network([2, 8, 3], seed=4)
     rng = np.random.default_rng(4)
     X = rng.uniform(-1, 1, (2, 2))
@@ -159,7 +159,7 @@ def test_lipschitz_radius_against_exact_radius(tmp_path):
 
 @pytest.mark.parametrize("kind", ["ibp", "crown", "alpha-crown"])
 def test_margin_bounds_hold_on_sampled_points(kind):
-    from exactverify.validate import builtin_method
+    from exactverify.metrics.validate import builtin_method
     net = random_network([5, 20, 20, 4], seed=7)
     method = builtin_method(kind, domain=(-1.0, 1.0))
     rng = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-"""Tests for the VNN-LIB reader and writer (exactverify.vnnlib)."""
+"""Tests for the VNN-LIB reader and writer (exactverify.loaders.vnnlib)."""
 
 import functools
 import gzip
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exactverify.errors import InputError
-from exactverify.property import Case, OutputConstraint, Property
-from exactverify.vnnlib import load_vnnlib, parse_vnnlib, write_vnnlib
+from exactverify.core.errors import InputError
+from exactverify.core.property import Case, OutputConstraint, Property
+from exactverify.loaders.vnnlib import load_vnnlib, parse_vnnlib, write_vnnlib
 
 BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 ACAS = BENCHMARKS / "acasxu" / "vnnlib"

@@ -63,9 +63,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import LayerBounds
-from ..network import Affine, MaxGroups, Network, ReLU
-from ..property import Case, OutputConstraint
+from ..bounds.crown import LayerBounds
+from ..core.network import Affine, MaxGroups, Network, ReLU
+from ..core.property import Case, OutputConstraint
 
 SMALL_ENTRY = 1e-9  # HiGHS' small_matrix_value: entries below it would be dropped silently
 SMALL_BIGM = 1e-6  # an unstable ReLU this close to stable is relaxed instead of branched on

@@ -2,7 +2,7 @@
 
 `build_smt(network, layer_bounds, case, disjunct)` describes the query as an
 `SmtModel`; `SmtModel.to_smtlib2()` is its SMT-LIB2 text (logic QF_LRA), and
-that text is exactly what the Z3 backend (`exactverify.solvers.z3_backend`)
+that text is exactly what the Z3 backend (`exactverify.solvers.z3`)
 parses and solves, so an exported `.smt2` file is the problem `verify` solves.
 
 The encoding, for a network `net` with sound `LayerBounds` over the case box
@@ -45,9 +45,9 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import LayerBounds
-from ..network import Affine, MaxGroups, Network, ReLU
-from ..property import Case, OutputConstraint
+from ..bounds.crown import LayerBounds
+from ..core.network import Affine, MaxGroups, Network, ReLU
+from ..core.property import Case, OutputConstraint
 from .milp import TOLERANCE, violation_bounds, violation_scale
 
 

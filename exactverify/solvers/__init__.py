@@ -2,9 +2,9 @@
 
 - "highs": HiGHS through highspy (solvers/highs.py), a `MilpModel`;
 - "cbc" (and "glpk" where glpsol is installed): the same `MilpModel` built
-  through PuLP (solvers/pulp_backend.py);
+  through PuLP (solvers/cbc.py);
 - "z3": an `SmtModel` (encodings/smt.py), the network as exact linear real
-  arithmetic with disjunctions, solved by Z3 (solvers/z3_backend.py). The
+  arithmetic with disjunctions, solved by Z3 (solvers/z3.py). The
   verifier builds that encoding instead of the MILP when its solver is "z3".
 
 A backend's status vocabulary is deliberately small, and only "infeasible"
@@ -27,11 +27,8 @@ optimum: the SMT query has no objective).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .base import STATUSES, SolveResult  # noqa: F401  (re-exported)
 
-import numpy as np
-
-STATUSES = ("optimal", "infeasible", "time_limit", "interrupted", "unknown")
 MILP_SOLVERS = ("highs", "cbc", "glpk")  # solve a MilpModel
 SMT_SOLVERS = ("z3",)  # solve an SmtModel
 _OPTIONAL = (("glpk", "glpsol"),)  # PuLP command-line solvers offered where their executable is found
@@ -45,18 +42,6 @@ def _available_solvers() -> tuple:
 SOLVERS = _available_solvers()  # the names `--solver` accepts; a back end is added here and in `solve`
 
 
-@dataclass
-class SolveResult:
-    status: str  # one of STATUSES
-    x: np.ndarray | None = None  # primal column values of the best solution found, if any
-    objective: float | None = None  # its objective value
-    dual_bound: float | None = None  # the proven bound on the objective, if the solver reports one
-    nodes: int = 0
-    seconds: float = 0.0
-    solver_status: str = ""  # the backend's own words, for messages
-    extra: dict = field(default_factory=dict)
-
-
 def solve(model, solver: str = "highs", time_limit: float = 60.0, on_solution=None, **options) -> SolveResult:
     """Solve `model` (a MilpModel, or an SmtModel for "z3") with the named backend."""
     smt = hasattr(model, "to_smtlib2")
@@ -68,9 +53,9 @@ def solve(model, solver: str = "highs", time_limit: float = 60.0, on_solution=No
         from .highs import solve_highs
         return solve_highs(model, time_limit=time_limit, on_solution=on_solution, **options)
     if solver in ("cbc", "glpk"):
-        from .pulp_backend import solve_pulp
+        from .cbc import solve_pulp
         return solve_pulp(model, solver, time_limit=time_limit, on_solution=on_solution, **options)
     if solver == "z3":
-        from .z3_backend import solve_z3
+        from .z3 import solve_z3
         return solve_z3(model, time_limit=time_limit, on_solution=on_solution, **options)
     raise ValueError(f"unknown solver {solver!r} (available: {', '.join(SOLVERS)})")

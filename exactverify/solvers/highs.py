@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from . import SolveResult
+from .base import SolveResult
 
 _TOLERANCES = {
     "primal_feasibility_tolerance": 1e-9,

@@ -1,0 +1,1 @@
+"""The command line: `exactverify COMMAND`, one module per command (app.py parses and dispatches)."""

@@ -1,0 +1,1057 @@
+"""Lowering ONNX models into the IR, and writing IR networks back out as ONNX.
+
+What is accepted
+----------------
+A graph with one input-dependent ("dynamic") input and one output, whose
+input-dependent part is a single chain: every node reads at most one dynamic
+tensor, and that is always the tensor the chain has reached so far. Anything
+that depends only on constants (initializers, Constant nodes, Shape of a
+tensor with a static shape) is evaluated with numpy first.
+
+The chain may use:
+- affine ops: Gemm, MatMul (constant on either side), Add/Sub/Mul/Div/Neg with
+  a constant (numpy broadcasting), Conv (2-D), BatchNormalization (inference),
+  AveragePool, GlobalAveragePool;
+- data movement: Identity, Dropout (inference), Flatten, Reshape, Squeeze,
+  Unsqueeze, Transpose, Slice, Gather (constant indices), Expand;
+- piecewise linear ops: Relu, MaxPool, GlobalMaxPool, ReduceMax.
+Everything else is reported, all at once, as an unsupported operator.
+
+How the lowering stays faithful to the stored weights
+-----------------------------------------------------
+The IR vector of a tensor is the tensor flattened in row-major order. Because
+the batch dimension is 1, this is the same as dropping it, and it also works
+for files without a batch dimension (vnncomp2021_test's 1-D inputs).
+
+Each affine op becomes its own `Affine` layer holding the file's float32 values
+(as float64). We do not fuse consecutive ops here, because a fused product is
+no longer a float32 number and `forward32` would stop reproducing what an
+ONNX runtime computes; `Network.simplified()` fuses later, in float64. The
+only merges are exact ones:
+- data-movement ops become a pending index map (current tensor = previous
+  layer's output[index]). It picks rows of the preceding Affine, or reorders
+  the columns of the next one when it is a permutation, or is composed into
+  the next MaxGroups; failing those it becomes a 0/1 selection layer.
+- an Add of a constant right after a bias-free Affine (MatMul then Add) fills
+  in that bias: fl(fl(Wx) + c) is what both sides compute.
+- Add/Sub of 0 and Mul/Div by 1 are dropped.
+Weights that are not copies of stored values: Gemm with alpha != 1, Div
+(stored as 1/c), BatchNormalization and AveragePool (1/count). These are exact
+in float64 arithmetic on the real-valued network, but may differ from a
+float32 runtime by an ulp.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import scipy.sparse as sp
+from onnx import TensorProto, helper, numpy_helper
+
+from ...core.errors import InputError, require_file
+from ...core.network import Affine, MaxGroups, Network, ReLU
+
+
+def load_onnx(path) -> Network:
+    """Load an ONNX file (or a gzipped one, `.onnx.gz`) as an IR `Network`.
+
+    Any problem with the file is raised as `InputError(path, problem)`.
+    """
+    path = Path(path)
+    model = _read_model(path)
+    network = _GraphLowering(model, path).run()
+    return network.validate()
+
+
+def save_onnx(network: Network, path) -> None:
+    """Write `network` as a float32 ONNX model (opset 13).
+
+    The input is "input" with shape [1, n_in] and the output "output" with
+    shape [1, n_out]. Affine layers become Gemm (sparse weights are written
+    dense), ReLU becomes Relu, MaxGroups becomes Gather + ReduceMax. Weights
+    are rounded to float32, so networks loaded from float32 files round-trip
+    exactly.
+    """
+    if not network.layers:
+        raise ValueError("cannot export a network with no layers")
+    nodes, initializers = [], []
+    current = "input"
+    for i, layer in enumerate(network.layers):
+        out = "output" if i == len(network.layers) - 1 else f"h{i}"
+        if isinstance(layer, Affine):
+            w = np.asarray(layer.dense_weight(), dtype=np.float32)
+            initializers.append(numpy_helper.from_array(w, f"W{i}"))
+            initializers.append(numpy_helper.from_array(np.asarray(layer.bias, dtype=np.float32), f"b{i}"))
+            nodes.append(helper.make_node("Gemm", [current, f"W{i}", f"b{i}"], [out], name=f"gemm{i}", transB=1))
+        elif isinstance(layer, ReLU):
+            nodes.append(helper.make_node("Relu", [current], [out], name=f"relu{i}"))
+        elif isinstance(layer, MaxGroups):
+            # Groups are ragged; pad each one by repeating a member, which leaves its max unchanged.
+            groups = np.where(layer.groups >= 0, layer.groups, layer.groups[:, :1]).astype(np.int64)
+            initializers.append(numpy_helper.from_array(groups, f"G{i}"))
+            nodes.append(helper.make_node("Gather", [current, f"G{i}"], [f"g{i}"], name=f"gather{i}", axis=1))
+            nodes.append(helper.make_node("ReduceMax", [f"g{i}"], [out], name=f"max{i}", axes=[2], keepdims=0))
+        else:
+            raise TypeError(f"cannot export layer type {type(layer).__name__}")
+        current = out
+    graph = helper.make_graph(
+        nodes, "exactverify",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, network.input_size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, network.output_size])],
+        initializers)
+    model = helper.make_model(graph, producer_name="exactverify", opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # readable by onnxruntime releases from 2021 on
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+# ---------------------------------------------------------------------------
+# Reading the file
+
+
+def _read_model(path: Path) -> onnx.ModelProto:
+    require_file(path, "an ONNX file")
+    try:
+        if path.name.lower().endswith(".gz"):
+            model = onnx.load_model_from_string(gzip.decompress(path.read_bytes()))
+        else:
+            model = onnx.load(str(path))
+    except Exception as e:  # protobuf, gzip and external-data errors have no common base class
+        raise InputError(path, f"cannot be parsed as an ONNX model ({_one_line(e)})") from None
+    # Arbitrary bytes can decode as a protobuf message with nothing in it.
+    if model.ir_version <= 0 or not model.HasField("graph"):
+        raise InputError(path, "cannot be parsed as an ONNX model (no IR version or no graph in the file)")
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Walking the graph
+
+
+class LoweringError(Exception):
+    """A problem with the model found by a lowering helper; the loaders turn it into an
+    InputError naming the file (and node). torch_loader shares these helpers."""
+
+
+_INDEX_OPS = {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice",
+              "Gather", "Expand"}
+_ELEMENTWISE_OPS = {"Add", "Sub", "Mul", "Div", "Neg"}
+_LOWERED_OPS = _INDEX_OPS | _ELEMENTWISE_OPS | {
+    "Relu", "MatMul", "Gemm", "Conv", "BatchNormalization", "AveragePool", "GlobalAveragePool", "MaxPool",
+    "GlobalMaxPool", "ReduceMax"}
+
+# Attributes we understand for each lowered op. Anything else is refused rather
+# than ignored: an unknown attribute may change what the op computes.
+_KNOWN_ATTRS = {
+    "Identity": set(), "Expand": set(), "Neg": set(), "Relu": set(), "MatMul": set(),
+    "GlobalAveragePool": set(), "GlobalMaxPool": set(),
+    "Dropout": {"ratio", "seed", "is_test"},
+    "Reshape": {"shape", "allowzero"}, "Flatten": {"axis"}, "Squeeze": {"axes"}, "Unsqueeze": {"axes"},
+    "Transpose": {"perm"}, "Slice": {"starts", "ends", "axes"}, "Gather": {"axis"},
+    "Add": {"broadcast"}, "Sub": {"broadcast"}, "Mul": {"broadcast"}, "Div": {"broadcast"},
+    "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
+    "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial", "is_test"},
+    "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"},
+    "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"},
+    "ReduceMax": {"axes", "keepdims", "noop_with_empty_axes"},
+}
+_LEGACY_ATTRS = {"consumed_inputs"}  # an opset-1 memory hint with no effect on the result
+
+_FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+class _GraphLowering:
+    def __init__(self, model: onnx.ModelProto, path: Path):
+        self.model = model
+        self.graph = model.graph
+        self.path = path
+        self.consts: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, tuple] = {}  # shapes of the dynamic tensors
+        self.current: str = ""  # the dynamic tensor the chain has reached
+
+    def fail(self, problem: str):
+        raise InputError(self.path, problem)
+
+    def run(self) -> Network:
+        graph = self.graph
+        self._load_initializers()
+        inp = self._dynamic_input()
+        if len(graph.output) != 1:
+            self.fail(f"the graph has {len(graph.output)} outputs; exactly one is supported")
+        output = graph.output[0].name
+        try:
+            input_shape = _declared_input_shape(inp)
+        except LoweringError as e:
+            self.fail(str(e))
+        self.shapes[inp.name] = input_shape
+        self.current = inp.name
+
+        nodes = self._needed_nodes(output)
+        self._check_ops(nodes, inp.name)
+        used = {name for node in nodes for name in node.input if name} | {output}
+        self.chain = Chain(_prod(input_shape))
+        with np.errstate(all="ignore"):
+            for node in nodes:
+                try:
+                    self._process(node, used)
+                except LoweringError as e:
+                    self.fail(f"{_describe(node)}: {e}")
+                except Exception as e:  # a malformed node we did not anticipate
+                    self.fail(f"{_describe(node)}: cannot be lowered ({_one_line(e)})")
+
+        if output not in self.shapes:
+            self.fail(f"the output '{output}' does not depend on the input '{inp.name}'")
+        if output != self.current:
+            self.fail(f"the output '{output}' is not the end of the computation chain")
+        output_shape = self.shapes[output]
+        self._check_declared_output(graph.output[0], output_shape)
+        opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), None)
+        return Network(self.chain.finish(), tuple(input_shape), tuple(output_shape), str(self.path),
+                       {"input_name": inp.name, "output_name": output, "opset": opset})
+
+    # -- graph structure ----------------------------------------------------
+
+    def _load_initializers(self):
+        for init in self.graph.initializer:
+            try:
+                self.consts[init.name] = numpy_helper.to_array(init)
+            except Exception as e:
+                self.fail(f"initializer '{init.name}' cannot be read ({_one_line(e)})")
+        if self.graph.sparse_initializer:
+            self.fail("sparse initializers are not supported")
+
+    def _dynamic_input(self):
+        # Old exporters (IR 3, e.g. ACAS Xu) also list every initializer as a graph input.
+        dynamic = [i for i in self.graph.input if i.name not in self.consts]
+        if len(dynamic) != 1:
+            names = ", ".join(f"'{i.name}'" for i in dynamic) or "none"
+            self.fail(f"the graph has {len(dynamic)} inputs without initializers ({names}); "
+                      f"exactly one network input is supported")
+        return dynamic[0]
+
+    def _needed_nodes(self, output: str) -> list:
+        """The nodes the output depends on, in file order."""
+        producer = {}
+        for i, node in enumerate(self.graph.node):
+            for name in node.output:
+                if name in producer:
+                    self.fail(f"tensor '{name}' is produced by more than one node")
+                if name:
+                    producer[name] = i
+        needed, stack = set(), [output]
+        while stack:
+            i = producer.get(stack.pop())
+            if i is not None and i not in needed:
+                needed.add(i)
+                stack.extend(name for name in self.graph.node[i].input if name)
+        return [self.graph.node[i] for i in sorted(needed)]
+
+    def _check_ops(self, nodes, input_name: str):
+        """Check every tensor is defined before use, and report all unsupported operators at once."""
+        defined = set(self.consts) | {input_name}
+        dynamic = {input_name}
+        unsupported = []
+        for node in nodes:
+            for name in node.input:
+                if name and name not in defined:
+                    self.fail(f"{_describe(node)} reads tensor '{name}', which is not defined before it")
+            is_dynamic = node.op_type != "Shape" and any(name in dynamic for name in node.input)
+            known = _LOWERED_OPS if is_dynamic else _FOLDERS
+            if node.domain not in ("", "ai.onnx") or node.op_type not in known:
+                op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+                unsupported.append(f"{op} ({_describe(node, with_op=False)})")
+            if is_dynamic:
+                dynamic.update(node.output)
+            defined.update(node.output)
+        if unsupported:
+            self.fail(f"unsupported operator(s): {', '.join(unsupported)}. On the input-dependent path we "
+                      f"support {', '.join(sorted(_LOWERED_OPS))}")
+
+    def _check_declared_output(self, value_info, shape: tuple):
+        tt = value_info.type.tensor_type
+        if not value_info.type.HasField("tensor_type") or not tt.HasField("shape"):
+            return
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if len(dims) != len(shape) or any(d not in (None, 0, s) for d, s in zip(dims, shape)):
+            declared = [d if d else "?" for d in dims]
+            self.fail(f"the output '{value_info.name}' is declared with shape {declared} "
+                      f"but the graph computes {list(shape)}")
+
+    # -- nodes --------------------------------------------------------------
+
+    def _process(self, node, used: set):
+        dyn = [k for k, name in enumerate(node.input) if name in self.shapes]
+        if node.op_type == "Shape" or not dyn:
+            self._fold(node)
+            return
+        if len(dyn) > 1:
+            names = " and ".join(f"'{node.input[k]}'" for k in dyn)
+            raise LoweringError(f"combines two input-dependent tensors ({names}); graphs with branches "
+                                f"(e.g. residual connections) are not supported, only a single chain")
+        k = dyn[0]
+        if node.input[k] != self.current:
+            raise LoweringError(f"reads '{node.input[k]}' after the chain has moved on to '{self.current}'; "
+                                f"graphs with branches (e.g. residual connections) are not supported, "
+                                f"only a single chain")
+        for extra in node.output[1:]:
+            if extra in used:
+                raise LoweringError(f"uses the secondary output '{extra}', which is not supported")
+        attrs = _attributes(node)
+        unknown = set(attrs) - _KNOWN_ATTRS[node.op_type] - _LEGACY_ATTRS
+        if unknown:
+            raise LoweringError(f"unsupported attribute(s) {', '.join(sorted(unknown))}")
+        consts = [self.consts.get(name) if name else None for name in node.input]
+        lower = _LOWERINGS[node.op_type]
+        out_shape = lower(self.chain, k, self.shapes[node.input[k]], consts, attrs)
+        self.current = node.output[0]
+        self.shapes[self.current] = tuple(int(d) for d in out_shape)
+
+    def _fold(self, node):
+        ins = []
+        for name in node.input:
+            if not name:
+                ins.append(None)
+            elif name in self.shapes:  # only Shape gets here: a zero-copy stand-in with the right shape
+                ins.append(np.broadcast_to(np.float32(0), self.shapes[name]))
+            else:
+                ins.append(self.consts[name])
+        outs = _FOLDERS[node.op_type](ins, _attributes(node))
+        for name, value in zip(node.output, outs):
+            if name:
+                self.consts[name] = np.asarray(value)
+
+
+def _declared_input_shape(value_info) -> tuple:
+    if not value_info.type.HasField("tensor_type"):
+        raise LoweringError(f"input '{value_info.name}' is not a tensor")
+    tt = value_info.type.tensor_type
+    if tt.elem_type not in _FLOAT_TYPES:
+        raise LoweringError(f"input '{value_info.name}' has element type "
+                            f"{TensorProto.DataType.Name(tt.elem_type)}; a float tensor is expected")
+    if not tt.HasField("shape"):
+        raise LoweringError(f"input '{value_info.name}' has no declared shape")
+    dims = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(d.dim_value)
+        elif i == 0:
+            dims.append(1)  # a symbolic batch dimension: we verify one sample at a time
+        else:
+            raise LoweringError(f"dimension {i} of input '{value_info.name}' is "
+                                f"{repr(d.dim_param) if d.dim_param else 'unknown'}; only the leading (batch) "
+                                f"dimension may be symbolic")
+    return tuple(dims)
+
+
+def _describe(node, with_op: bool = True) -> str:
+    if node.name:
+        where = f"node '{node.name}'"
+    else:
+        where = f"unnamed node producing '{node.output[0] if node.output else '?'}'"
+    return f"{node.op_type} {where}" if with_op else where
+
+
+def _attributes(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, TensorProto):
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, list):
+            v = [x.decode() if isinstance(x, bytes) else x for x in v]
+        out[a.name] = v
+    return out
+
+
+def _one_line(e: Exception) -> str:
+    text = " ".join(str(e).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _prod(shape) -> int:
+    return int(math.prod(shape))
+
+
+# ---------------------------------------------------------------------------
+# The chain of IR layers under construction (also used by torch_loader)
+
+
+class Chain:
+    """Accumulates IR layers; data movement is kept as a pending index map.
+
+    The current tensor, flattened, is `last layer output[index]` (or the
+    network input before any layer). Folding the map into a neighbouring
+    Affine only reorders or copies its rows/columns, so weights stay
+    bit-for-bit what the file stores.
+    """
+
+    def __init__(self, n_in: int):
+        self.layers: list = []
+        self.width = n_in  # size of the last layer's output
+        self.index: np.ndarray | None = None  # None means the identity
+
+    @property
+    def size(self) -> int:
+        return self.width if self.index is None else len(self.index)
+
+    def move(self, index) -> None:
+        """The new current tensor is the current one at positions `index`."""
+        index = np.asarray(index, dtype=np.int64).ravel()
+        if self.index is not None:
+            index = self.index[index]
+        self.index = index
+        if len(index) == self.width and np.array_equal(index, np.arange(self.width)):
+            self.index = None
+        elif isinstance(self._last(), Affine) and len(np.unique(index)) == len(index):
+            self._apply_index()  # reorders or drops rows; repeats are left for max_groups to absorb
+
+    def affine(self, weight, bias) -> None:
+        """Append current -> weight @ current + bias."""
+        if weight.shape[1] != self.size:
+            raise LoweringError(f"internal size mismatch: a {weight.shape} map applied to {self.size} values")
+        if self.index is not None:
+            if _is_permutation(self.index, self.width):
+                weight = weight[:, np.argsort(self.index)]
+                self.index = None
+            else:
+                self._apply_index()
+        self.layers.append(Affine(weight, np.asarray(bias, dtype=np.float64)))
+        self.width = weight.shape[0]
+
+    def add(self, shift: np.ndarray) -> None:
+        """Append current -> current + shift, as the bias of a bias-free Affine just before when there is one."""
+        last = self._last()
+        if self.index is None and isinstance(last, Affine) and not np.any(last.bias):
+            self.layers[-1] = Affine(last.weight, np.asarray(shift, dtype=np.float64).copy())
+        else:
+            self.affine(sp.identity(self.size, format="csr"), shift)
+
+    def relu(self) -> None:
+        # ReLU commutes with any index map; only a map that drops values is applied first,
+        # so that no ReLU is spent on a value nobody reads.
+        if self.index is not None and len(np.unique(self.index)) < self.width:
+            self._apply_index()
+        self.layers.append(ReLU(self.width))
+
+    def max_groups(self, groups: np.ndarray) -> None:
+        """Append current -> [max(current[g]) for g in groups]; -1 entries are padding."""
+        groups = np.asarray(groups, dtype=np.int64)
+        if self.index is not None:
+            groups = np.where(groups >= 0, self.index[np.maximum(groups, 0)], -1)
+        groups = _tidy_groups(groups)
+        self.layers.append(MaxGroups(groups, self.width))
+        self.width, self.index = groups.shape[0], None
+
+    def finish(self) -> list:
+        if self.index is not None:
+            self._apply_index()
+        if not self.layers:
+            self._apply_index()  # an identity map: a network needs at least one layer
+        return self.layers
+
+    def _last(self):
+        return self.layers[-1] if self.layers else None
+
+    def _apply_index(self) -> None:
+        """Make the pending index map real: pick rows of the last Affine, or add a 0/1 selection layer."""
+        index = np.arange(self.width) if self.index is None else self.index
+        last = self._last()
+        if isinstance(last, Affine) and self.index is not None:
+            self.layers[-1] = Affine(last.weight[index], last.bias[index])
+        else:
+            n = len(index)
+            weight = sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, self.width))
+            self.layers.append(Affine(weight, np.zeros(n)))
+        self.width, self.index = len(index), None
+
+
+def _is_permutation(index: np.ndarray, n: int) -> bool:
+    return len(index) == n and np.array_equal(np.sort(index), np.arange(n))
+
+
+def _tidy_groups(groups: np.ndarray) -> np.ndarray:
+    """Sort each group, drop repeated members, move the -1 padding to the end, trim the width."""
+    if groups.size == 0 or np.any(np.all(groups < 0, axis=1)):
+        raise LoweringError("a max-pooling window covers only padding")
+    g = np.sort(groups, axis=1)
+    repeated = np.zeros(g.shape, dtype=bool)
+    repeated[:, 1:] = g[:, 1:] == g[:, :-1]
+    g = np.where(repeated | (g < 0), -1, g)
+    g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
+    return np.ascontiguousarray(g[:, : int((g >= 0).sum(axis=1).max())])
+
+
+# ---------------------------------------------------------------------------
+# Lowering input-dependent nodes. Each takes (chain, position of the dynamic
+# input, its shape, the constant inputs (None where absent or dynamic), the
+# attributes) and returns the output shape.
+
+
+def _lower_index_op(op):
+    """Data movement: run the op on a tensor of positions to learn where each output value comes from."""
+    def lower(chain, k, x_shape, consts, attrs):
+        if k != 0:
+            raise LoweringError("only the first input may depend on the network input")
+        if op == "Dropout" and len(consts) > 2 and consts[2] is not None and bool(np.asarray(consts[2]).any()):
+            raise LoweringError("training_mode=true is not supported")
+        positions = np.arange(_prod(x_shape), dtype=np.int64).reshape(x_shape)
+        out = np.asarray(_FOLDERS[op]([positions] + consts[1:], attrs)[0])
+        chain.move(out.ravel())
+        return out.shape
+    return lower
+
+
+def _make_elementwise(op):
+    def lower(chain, k, x_shape, consts, attrs):
+        if op == "Neg":
+            c, out_shape = np.zeros(()), tuple(x_shape)
+        else:
+            c = np.asarray(consts[1 - k], dtype=np.float64)
+            try:
+                out_shape = np.broadcast_shapes(tuple(x_shape), c.shape)
+            except ValueError:
+                raise LoweringError(f"cannot broadcast shapes {list(x_shape)} and {list(c.shape)}") from None
+        if out_shape != tuple(x_shape):  # the constant broadcasts the dynamic tensor up
+            positions = np.arange(_prod(x_shape)).reshape(x_shape)
+            chain.move(np.broadcast_to(positions, out_shape).ravel())
+        c = np.broadcast_to(c, out_shape).ravel()
+        if op == "Add":
+            scale, shift = 1.0, c
+        elif op == "Sub":
+            scale, shift = (1.0, -c) if k == 0 else (-1.0, c)
+        elif op == "Mul":
+            scale, shift = c, 0.0
+        elif op == "Neg":
+            scale, shift = -1.0, 0.0
+        else:  # Div
+            if k == 1:
+                raise LoweringError("divides by an input-dependent tensor, which is not piecewise linear")
+            if np.any(c == 0):
+                raise LoweringError("divides by a constant that contains zero")
+            scale, shift = 1.0 / c, 0.0
+        n = _prod(out_shape)
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (n,))
+        shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n,))
+        if np.all(scale == 1.0):
+            if np.any(shift != 0.0):  # NaN shifts are kept, so validate() reports them
+                chain.add(shift)
+        else:
+            chain.affine(sp.diags(scale).tocsr(), shift)
+        return out_shape
+    return lower
+
+
+def _lower_relu(chain, k, x_shape, consts, attrs):
+    chain.relu()
+    return x_shape
+
+
+def _lower_matmul(chain, k, x_shape, consts, attrs):
+    c = _constant(consts[1 - k], "the other MatMul operand")
+    weight, out_shape = matmul_right(x_shape, c) if k == 0 else matmul_left(c, x_shape)
+    chain.affine(weight, np.zeros(weight.shape[0]))
+    return out_shape
+
+
+def _lower_gemm(chain, k, x_shape, consts, attrs):
+    if k == 2:
+        raise LoweringError("an input-dependent C operand is not supported")
+    if len(x_shape) != 2:
+        raise LoweringError(f"Gemm needs 2-D operands, got shape {list(x_shape)}")
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
+    if (k == 0 and trans_a) or (k == 1 and trans_b):  # transposing the dynamic operand is data movement
+        chain.move(np.arange(_prod(x_shape)).reshape(x_shape).T.ravel())
+        x_shape = tuple(reversed(x_shape))
+    if k == 0:
+        b = _constant(consts[1], "B")
+        weight, out_shape = matmul_right(x_shape, b.T if trans_b else b, require_2d=True)
+    else:
+        a = _constant(consts[0], "A")
+        weight, out_shape = matmul_left(a.T if trans_a else a, x_shape, require_2d=True)
+    if alpha != 1.0:
+        weight = weight * alpha
+    bias = np.zeros(_prod(out_shape))
+    if len(consts) > 2 and consts[2] is not None and beta != 0.0:
+        c = np.asarray(consts[2], dtype=np.float64)
+        try:
+            bias = beta * np.broadcast_to(c, out_shape).ravel()
+        except ValueError:
+            raise LoweringError(f"C of shape {list(c.shape)} does not broadcast to {list(out_shape)}") from None
+    chain.affine(weight, bias)
+    return out_shape
+
+
+def _lower_conv(chain, k, x_shape, consts, attrs):
+    if k != 0:
+        raise LoweringError("input-dependent weights are not supported")
+    w = _constant(consts[1], "the weights")
+    b = consts[2] if len(consts) > 2 else None
+    if len(x_shape) != 4 or w.ndim != 4:
+        raise LoweringError(f"only 2-D convolutions are supported (input shape {list(x_shape)}, "
+                            f"weights {list(w.shape)})")
+    if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != tuple(w.shape[2:]):
+        raise LoweringError(f"kernel_shape {attrs['kernel_shape']} does not match the weights {list(w.shape)}")
+    strides, dilations, pads = window_params(attrs, x_shape[2:], w.shape[2:])
+    weight, bias, out_shape = conv_matrix(x_shape, w, b, strides, pads, dilations, int(attrs.get("group", 1)))
+    chain.affine(weight, bias)
+    return out_shape
+
+
+def _lower_batchnorm(chain, k, x_shape, consts, attrs):
+    if k != 0:
+        raise LoweringError("input-dependent parameters are not supported")
+    if attrs.get("training_mode", 0):
+        raise LoweringError("training_mode=1 is not supported")
+    if attrs.get("spatial", 1) != 1:
+        raise LoweringError("spatial=0 is not supported")
+    params = [_constant(consts[i] if i < len(consts) else None, name)
+              for i, name in enumerate(("scale", "B", "mean", "var"), start=1)]
+    scale, shift = batchnorm_affine(x_shape, *params, float(attrs.get("epsilon", 1e-5)))
+    chain.affine(sp.diags(scale).tocsr(), shift)
+    return x_shape
+
+
+def _lower_avgpool(chain, k, x_shape, consts, attrs):
+    kernel = _pool_kernel(x_shape, attrs)
+    strides, dilations, pads = window_params(attrs, x_shape[2:], kernel)
+    _check_ceil_mode(attrs, x_shape[2:], kernel, strides, pads, dilations)
+    weight, out_shape = avgpool_matrix(x_shape, kernel, strides, pads, dilations,
+                                       bool(attrs.get("count_include_pad", 0)))
+    chain.affine(weight, np.zeros(weight.shape[0]))
+    return out_shape
+
+
+def _lower_global_avgpool(chain, k, x_shape, consts, attrs):
+    _require_nchw(x_shape)
+    weight, out_shape = avgpool_matrix(x_shape, x_shape[2:], (1, 1), (0, 0, 0, 0), (1, 1), False)
+    chain.affine(weight, np.zeros(weight.shape[0]))
+    return out_shape
+
+
+def _lower_maxpool(chain, k, x_shape, consts, attrs):
+    kernel = _pool_kernel(x_shape, attrs)
+    strides, dilations, pads = window_params(attrs, x_shape[2:], kernel)
+    _check_ceil_mode(attrs, x_shape[2:], kernel, strides, pads, dilations)
+    groups, out_shape = maxpool_groups(x_shape, kernel, strides, pads, dilations)
+    chain.max_groups(groups)
+    return out_shape
+
+
+def _lower_global_maxpool(chain, k, x_shape, consts, attrs):
+    _require_nchw(x_shape)
+    groups, out_shape = maxpool_groups(x_shape, x_shape[2:], (1, 1), (0, 0, 0, 0), (1, 1))
+    chain.max_groups(groups)
+    return out_shape
+
+
+def _lower_reducemax(chain, k, x_shape, consts, attrs):
+    if k != 0:
+        raise LoweringError("only the first input may depend on the network input")
+    axes = attrs.get("axes")
+    if axes is None and len(consts) > 1 and consts[1] is not None:
+        axes = [int(a) for a in np.asarray(consts[1]).ravel()]
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return x_shape
+        axes = list(range(len(x_shape)))
+    axes = sorted({_axis(a, len(x_shape)) for a in axes})
+    kept = [d for d in range(len(x_shape)) if d not in axes]
+    positions = np.arange(_prod(x_shape)).reshape(x_shape).transpose(kept + axes)
+    chain.max_groups(positions.reshape(_prod([x_shape[d] for d in kept]), -1))
+    if attrs.get("keepdims", 1):
+        return tuple(1 if d in axes else x_shape[d] for d in range(len(x_shape)))
+    return tuple(x_shape[d] for d in kept)
+
+
+_LOWERINGS = {
+    **{op: _lower_index_op(op) for op in _INDEX_OPS},
+    **{op: _make_elementwise(op) for op in _ELEMENTWISE_OPS},
+    "Relu": _lower_relu, "MatMul": _lower_matmul, "Gemm": _lower_gemm, "Conv": _lower_conv,
+    "BatchNormalization": _lower_batchnorm, "AveragePool": _lower_avgpool,
+    "GlobalAveragePool": _lower_global_avgpool, "MaxPool": _lower_maxpool,
+    "GlobalMaxPool": _lower_global_maxpool, "ReduceMax": _lower_reducemax,
+}
+
+
+def _constant(value, what: str) -> np.ndarray:
+    if value is None:
+        raise LoweringError(f"{what} must be a constant (an initializer or computed from constants)")
+    return np.asarray(value)
+
+
+def _require_nchw(x_shape):
+    if len(x_shape) != 4:
+        raise LoweringError(f"only 2-D pooling on NCHW tensors is supported (input shape {list(x_shape)})")
+
+
+def _pool_kernel(x_shape, attrs) -> tuple:
+    _require_nchw(x_shape)
+    kernel = tuple(int(v) for v in attrs.get("kernel_shape", ()))
+    if len(kernel) != 2 or min(kernel) < 1:
+        raise LoweringError(f"kernel_shape must list two positive sizes, got {list(kernel)}")
+    return kernel
+
+
+def _check_ceil_mode(attrs, in_hw, kernel, strides, pads, dilations):
+    if not attrs.get("ceil_mode", 0):
+        return
+    for i in range(2):
+        span = in_hw[i] + pads[i] + pads[i + 2] - dilations[i] * (kernel[i] - 1) - 1
+        if span % strides[i]:
+            raise LoweringError("ceil_mode=1 changes the output size here, which is not supported")
+
+
+# ---------------------------------------------------------------------------
+# Affine maps of the common layers, shared with torch_loader
+
+
+def matmul_right(x_shape, c: np.ndarray, require_2d: bool = False):
+    """The map x -> x @ c (numpy matmul rules) for a constant c; returns (weight, output shape)."""
+    c = np.asarray(c, dtype=np.float64)
+    x_shape = tuple(x_shape)
+    if c.ndim not in (1, 2) or not x_shape or (require_2d and (c.ndim != 2 or len(x_shape) != 2)):
+        raise LoweringError(f"cannot multiply a tensor of shape {list(x_shape)} by a constant of shape {list(c.shape)}")
+    if x_shape[-1] != c.shape[0]:
+        raise LoweringError(f"shapes {list(x_shape)} and {list(c.shape)} do not match for matrix multiplication")
+    rows = _prod(x_shape[:-1])
+    block = c.T if c.ndim == 2 else c[None, :]
+    out_shape = x_shape[:-1] + c.shape[1:]
+    return _block_diagonal(block, rows), out_shape
+
+
+def matmul_left(c: np.ndarray, x_shape, require_2d: bool = False):
+    """The map x -> c @ x (numpy matmul rules) for a constant c; returns (weight, output shape)."""
+    c = np.asarray(c, dtype=np.float64)
+    x_shape = tuple(x_shape)
+    if c.ndim not in (1, 2) or not x_shape or (require_2d and (c.ndim != 2 or len(x_shape) != 2)):
+        raise LoweringError(f"cannot multiply a constant of shape {list(c.shape)} by a tensor of shape {list(x_shape)}")
+    k_axis = 0 if len(x_shape) == 1 else -2
+    if c.shape[-1] != x_shape[k_axis]:
+        raise LoweringError(f"shapes {list(c.shape)} and {list(x_shape)} do not match for matrix multiplication")
+    block = c if c.ndim == 2 else c[None, :]
+    if len(x_shape) == 1:
+        return block.copy(), c.shape[:-1]
+    batch, cols = _prod(x_shape[:-2]), x_shape[-1]
+    inner = block if cols == 1 else sp.kron(block, sp.identity(cols), format="csr")
+    out_shape = x_shape[:-2] + c.shape[:-1] + (cols,)
+    return _block_diagonal(inner, batch), out_shape
+
+
+def _block_diagonal(block, copies: int):
+    """`copies` copies of `block` on the diagonal; dense when there is just one."""
+    if copies == 1:
+        return block.toarray() if sp.issparse(block) else np.ascontiguousarray(block)
+    return sp.kron(sp.identity(copies, format="csr"), block, format="csr")
+
+
+def window_params(attrs, in_hw, kernel):
+    """(strides, dilations, pads) of a 2-D Conv/pool node; pads as (top, left, bottom, right)."""
+    strides = tuple(int(v) for v in attrs.get("strides", (1, 1)))
+    dilations = tuple(int(v) for v in attrs.get("dilations", (1, 1)))
+    if len(strides) != 2 or len(dilations) != 2 or min(strides + dilations) < 1:
+        raise LoweringError(f"strides {list(strides)} / dilations {list(dilations)} must be two positive integers each")
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "NOTSET":
+        pads = tuple(int(v) for v in attrs.get("pads", (0, 0, 0, 0)))
+        if len(pads) != 4 or min(pads) < 0:
+            raise LoweringError(f"pads {list(pads)} must be four non-negative integers")
+    elif auto_pad == "VALID":
+        pads = (0, 0, 0, 0)
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+            total = max(0, (-(-size // s) - 1) * s + (k - 1) * d + 1 - size)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+        pads = (begin[0], begin[1], end[0], end[1])
+    else:
+        raise LoweringError(f"auto_pad={auto_pad} is not supported")
+    return strides, dilations, pads
+
+
+def windows(in_hw, kernel, strides, pads, dilations):
+    """Sliding windows over an H x W image.
+
+    Returns (OH, OW, index) with index of shape (OH*OW, kh*kw): the flat
+    position h*W + w each window entry reads, or -1 where it falls in padding.
+    """
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = in_hw, kernel, strides, dilations
+    oh = (h + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise LoweringError(f"the {kh}x{kw} window does not fit the padded {h}x{w} input")
+    rows = np.arange(oh)[:, None] * sh - pads[0] + np.arange(kh)[None, :] * dh  # (oh, kh)
+    cols = np.arange(ow)[:, None] * sw - pads[1] + np.arange(kw)[None, :] * dw  # (ow, kw)
+    inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[None, :, None, :]
+    index = np.where(inside, rows[:, None, :, None] * w + cols[None, :, None, :], -1)
+    return oh, ow, index.reshape(oh * ow, kh * kw)
+
+
+def conv_matrix(x_shape, w, b, strides, pads, dilations, group: int):
+    """A 2-D convolution over a (1, C, H, W) tensor as a CSR matrix; returns (weight, bias, output shape)."""
+    n, c_in, h, wd = x_shape
+    m, c_group, kh, kw = w.shape
+    if n != 1:
+        raise LoweringError(f"batch size {n} is not supported (only 1)")
+    if group < 1 or m % group or c_in != c_group * group:
+        raise LoweringError(f"{c_in} input channels, {m} output channels and weights {list(w.shape)} "
+                            f"do not fit group={group}")
+    oh, ow, win = windows((h, wd), (kh, kw), strides, pads, dilations)
+    p = oh * ow
+    out_ch = np.arange(m)[:, None, None, None]
+    ch = np.arange(c_group)[None, :, None, None]
+    entry = np.arange(kh * kw)[None, None, None, :]
+    spatial = win[None, None, :, :]  # (1, 1, p, kh*kw)
+    in_ch = (out_ch // (m // group)) * c_group + ch
+    vals = np.asarray(w, dtype=np.float64).reshape(m, c_group, kh * kw)[out_ch, ch, entry]
+    shape = (m, c_group, p, kh * kw)
+    rows = np.broadcast_to(out_ch * p + np.arange(p)[None, None, :, None], shape)
+    cols = np.broadcast_to(in_ch * (h * wd) + spatial, shape)
+    vals = np.broadcast_to(vals, shape)
+    keep = np.broadcast_to(spatial >= 0, shape) & (vals != 0)  # NaN != 0, so NaN weights stay for validate()
+    weight = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(m * p, c_in * h * wd))
+    if b is None:
+        bias = np.zeros(m * p)
+    else:
+        b = np.asarray(b, dtype=np.float64).ravel()
+        if b.shape != (m,):
+            raise LoweringError(f"bias of shape {list(b.shape)} does not match {m} output channels")
+        bias = np.repeat(b, p)
+    return weight, bias, (1, m, oh, ow)
+
+
+def avgpool_matrix(x_shape, kernel, strides, pads, dilations, count_include_pad: bool, divisor=None):
+    """2-D average pooling over a (1, C, H, W) tensor as a CSR matrix; returns (weight, output shape).
+
+    Each window's sum is divided by `divisor` when given, else by its size
+    (padding included or not, per `count_include_pad`).
+    """
+    n, c, h, w = x_shape
+    if n != 1:
+        raise LoweringError(f"batch size {n} is not supported (only 1)")
+    oh, ow, win = windows((h, w), kernel, strides, pads, dilations)
+    inside = win >= 0
+    if divisor is not None:
+        count = np.full(len(win), divisor)
+    elif count_include_pad:
+        count = np.full(len(win), kernel[0] * kernel[1])
+    else:
+        count = inside.sum(axis=1)
+    if np.any(inside.sum(axis=1) == 0):
+        raise LoweringError("an averaging window covers only padding")
+    p = oh * ow
+    ch = np.arange(c)[:, None, None]
+    rows = np.broadcast_to(ch * p + np.arange(p)[None, :, None], (c,) + win.shape)
+    cols = np.broadcast_to(ch * (h * w) + win[None], (c,) + win.shape)
+    vals = np.broadcast_to((1.0 / count)[None, :, None], (c,) + win.shape)
+    keep = np.broadcast_to(inside[None], (c,) + win.shape)
+    weight = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(c * p, c * h * w))
+    return weight, (1, c, oh, ow)
+
+
+def maxpool_groups(x_shape, kernel, strides, pads, dilations):
+    """2-D max pooling over a (1, C, H, W) tensor as MaxGroups indices; returns (groups, output shape)."""
+    n, c, h, w = x_shape
+    if n != 1:
+        raise LoweringError(f"batch size {n} is not supported (only 1)")
+    oh, ow, win = windows((h, w), kernel, strides, pads, dilations)
+    groups = np.where(win[None] >= 0, np.arange(c)[:, None, None] * (h * w) + win[None], -1)
+    return groups.reshape(c * oh * ow, -1), (1, c, oh, ow)
+
+
+def batchnorm_affine(x_shape, scale, bias, mean, var, eps: float):
+    """Inference-mode batch normalisation (channels on axis 1) as per-element (scale, shift)."""
+    if len(x_shape) < 2:
+        raise LoweringError(f"batch normalisation needs a channel axis (input shape {list(x_shape)})")
+    channels = x_shape[1]
+    params = [np.asarray(p, dtype=np.float64).ravel() for p in (scale, bias, mean, var)]
+    if any(p.shape != (channels,) for p in params):
+        raise LoweringError(f"parameter shapes {[list(p.shape) for p in params]} do not match {channels} channels")
+    scale, bias, mean, var = params
+    if np.any(var + eps <= 0):
+        raise LoweringError("variance + epsilon is not positive")
+    factor = scale / np.sqrt(var + eps)
+    channel_of = (np.arange(_prod(x_shape)) // _prod(x_shape[2:])) % channels
+    return factor[channel_of], (bias - mean * factor)[channel_of]
+
+
+# ---------------------------------------------------------------------------
+# Constant folding: numpy versions of ops on constant inputs. Each takes the
+# list of inputs (None where absent) and the attributes, and returns the outputs.
+# The data-movement ones also lower dynamic tensors (see _lower_index_op).
+
+
+def _axis(a, rank: int) -> int:
+    a = int(a)
+    if not -rank <= a < rank:
+        raise LoweringError(f"axis {a} is out of range for rank {rank}")
+    return a % rank
+
+
+def _axes_input(ins, attrs):
+    if "axes" in attrs:
+        return [int(a) for a in attrs["axes"]]
+    if len(ins) > 1 and ins[1] is not None:
+        return [int(a) for a in np.asarray(ins[1]).ravel()]
+    return None
+
+
+def _fold_reshape(ins, attrs):
+    x = ins[0]
+    shape = ins[1] if len(ins) > 1 and ins[1] is not None else attrs.get("shape")
+    if shape is None:
+        raise LoweringError("Reshape without a target shape")
+    target = [int(s) for s in np.asarray(shape).ravel()]
+    if not attrs.get("allowzero", 0):
+        for i, s in enumerate(target):
+            if s == 0:
+                if i >= x.ndim:
+                    raise LoweringError(f"cannot copy dimension {i} of a rank-{x.ndim} tensor")
+                target[i] = x.shape[i]
+    if target.count(-1) > 1 or any(s < -1 for s in target):
+        raise LoweringError(f"invalid target shape {target}")
+    try:
+        return [np.reshape(x, target)]
+    except ValueError:
+        raise LoweringError(f"cannot reshape {list(x.shape)} to {target}") from None
+
+
+def _fold_flatten(ins, attrs):
+    x = ins[0]
+    axis = int(attrs.get("axis", 1))
+    if not -x.ndim <= axis <= x.ndim:
+        raise LoweringError(f"axis {axis} is out of range for rank {x.ndim}")
+    if axis < 0:
+        axis += x.ndim
+    return [x.reshape(_prod(x.shape[:axis]), _prod(x.shape[axis:]))]
+
+
+def _fold_squeeze(ins, attrs):
+    x = ins[0]
+    axes = _axes_input(ins, attrs)
+    if axes is None:
+        return [x.reshape([d for d in x.shape if d != 1])]
+    axes = {_axis(a, x.ndim) for a in axes}
+    if any(x.shape[a] != 1 for a in axes):
+        raise LoweringError(f"cannot squeeze axes {sorted(axes)} of shape {list(x.shape)}")
+    return [x.reshape([d for i, d in enumerate(x.shape) if i not in axes])]
+
+
+def _fold_unsqueeze(ins, attrs):
+    x = ins[0]
+    axes = _axes_input(ins, attrs)
+    if axes is None:
+        raise LoweringError("Unsqueeze without axes")
+    rank = x.ndim + len(axes)
+    axes = sorted(_axis(a, rank) for a in axes)
+    if len(set(axes)) != len(axes):
+        raise LoweringError(f"repeated axes {axes}")
+    return [np.expand_dims(x, tuple(axes))]
+
+
+def _fold_transpose(ins, attrs):
+    x = ins[0]
+    perm = attrs.get("perm")
+    perm = list(reversed(range(x.ndim))) if perm is None else [int(p) for p in perm]
+    if sorted(perm) != list(range(x.ndim)):
+        raise LoweringError(f"perm {perm} is not a permutation of the {x.ndim} axes")
+    return [np.transpose(x, perm)]
+
+
+def _fold_slice(ins, attrs):
+    x = ins[0]
+    if "starts" in attrs:  # opset < 10
+        starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+    else:
+        starts, ends = ins[1], ins[2]
+        axes = ins[3] if len(ins) > 3 else None
+        steps = ins[4] if len(ins) > 4 else None
+    starts = [int(v) for v in np.asarray(starts).ravel()]
+    ends = [int(v) for v in np.asarray(ends).ravel()]
+    axes = list(range(len(starts))) if axes is None else [_axis(a, x.ndim) for a in np.asarray(axes).ravel()]
+    steps = [1] * len(starts) if steps is None else [int(v) for v in np.asarray(steps).ravel()]
+    if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
+        raise LoweringError("inconsistent starts/ends/axes/steps")
+    index = [slice(None)] * x.ndim
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        index[a] = slice(s, e, st)
+    return [x[tuple(index)]]
+
+
+def _fold_gather(ins, attrs):
+    x, indices = ins[0], np.asarray(ins[1]).astype(np.int64)
+    axis = _axis(attrs.get("axis", 0), x.ndim)
+    if np.any(indices >= x.shape[axis]) or np.any(indices < -x.shape[axis]):
+        raise LoweringError(f"indices out of range for axis {axis} of size {x.shape[axis]}")
+    return [np.take(x, indices, axis=axis)]
+
+
+def _fold_expand(ins, attrs):
+    x, shape = ins[0], tuple(int(s) for s in np.asarray(ins[1]).ravel())
+    try:
+        return [np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, shape)))]
+    except ValueError:
+        raise LoweringError(f"cannot expand shape {list(x.shape)} to {list(shape)}") from None
+
+
+def _fold_shape(ins, attrs):
+    dims = np.array(ins[0].shape, dtype=np.int64)
+    start, end = attrs.get("start", 0), attrs.get("end")
+    return [dims[start:end]]
+
+
+def _fold_constant(ins, attrs):
+    if "value" in attrs:
+        return [np.asarray(attrs["value"])]
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return [np.array(attrs[key], dtype=dtype)]
+    raise LoweringError(f"Constant node with unsupported value attribute(s) {sorted(attrs)}")
+
+
+def _fold_constant_of_shape(ins, attrs):
+    value = np.asarray(attrs.get("value", np.zeros(1, dtype=np.float32))).ravel()
+    return [np.full([int(s) for s in np.asarray(ins[0]).ravel()], value[0], dtype=value.dtype)]
+
+
+def _fold_div(ins, attrs):
+    a, b = ins
+    if np.issubdtype(np.result_type(a, b), np.integer):
+        return [np.trunc(a / b).astype(np.result_type(a, b))]  # ONNX integer division truncates
+    return [np.divide(a, b)]
+
+
+def _fold_binary(fn):
+    return lambda ins, attrs: [fn(ins[0], ins[1])]
+
+
+def _fold_unary(fn):
+    return lambda ins, attrs: [fn(ins[0])]
+
+
+_FOLDERS = {
+    "Identity": lambda ins, attrs: [ins[0]],
+    "Dropout": lambda ins, attrs: [ins[0], np.ones(np.shape(ins[0]), dtype=bool)],
+    "Reshape": _fold_reshape, "Flatten": _fold_flatten, "Squeeze": _fold_squeeze, "Unsqueeze": _fold_unsqueeze,
+    "Transpose": _fold_transpose, "Slice": _fold_slice, "Gather": _fold_gather, "Expand": _fold_expand,
+    "Shape": _fold_shape, "Constant": _fold_constant, "ConstantOfShape": _fold_constant_of_shape,
+    "Concat": lambda ins, attrs: [np.concatenate([x for x in ins if x is not None], axis=int(attrs.get("axis", 0)))],
+    "Cast": lambda ins, attrs: [np.asarray(ins[0]).astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))],
+    "Add": _fold_binary(np.add), "Sub": _fold_binary(np.subtract), "Mul": _fold_binary(np.multiply),
+    "Div": _fold_div, "MatMul": _fold_binary(np.matmul),
+    "Pow": lambda ins, attrs: [np.power(ins[0], ins[1]).astype(np.asarray(ins[0]).dtype)],
+    "Neg": _fold_unary(np.negative), "Sqrt": _fold_unary(np.sqrt), "Reciprocal": _fold_unary(np.reciprocal),
+    "Relu": lambda ins, attrs: [np.maximum(ins[0], 0).astype(np.asarray(ins[0]).dtype)],
+}

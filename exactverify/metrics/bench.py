@@ -1,0 +1,271 @@
+"""Running VNN-COMP style instance lists and comparing with ground truth.
+
+An instances csv has rows `network,property,timeout` (no header in VNN-COMP;
+a header row is tolerated), paths relative to the csv. A ground-truth csv has a
+header with at least `network`, `property` and `expected`; rows are matched by
+the file names (basenames) of network and property, which is how the files in
+shared/benchmarks name them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.errors import InputError
+
+
+@dataclass
+class Instance:
+    network: Path
+    property: Path
+    timeout: float
+    line: int
+    listed: tuple = ("", "")  # network and property as the csv writes them (relative to it)
+
+
+@dataclass
+class InstanceResult:
+    network: str
+    property: str
+    status: str  # sat / unsat / timeout / unknown / error
+    seconds: float
+    timeout: float
+    expected: str = ""
+    agrees: str = ""  # "yes", "WRONG", or "" when either side is undecided
+    reason: str = ""
+    onnxruntime_recheck: str = ""  # for sat: "ok" / "FAILED" / "" when not run
+    counterexample: list | None = None
+
+
+@dataclass
+class BenchReport:
+    instances_csv: str
+    rows: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        statuses = [r.status for r in self.rows]
+        times = [r.seconds for r in self.rows]
+        decided = [r for r in self.rows if r.status in ("sat", "unsat")]
+        with_truth = [r for r in self.rows if r.expected in ("sat", "unsat")]
+        return {
+            "instances": len(self.rows),
+            "decided": len(decided),
+            **{s: statuses.count(s) for s in ("sat", "unsat", "timeout", "unknown", "error")},
+            "with_ground_truth": len(with_truth),
+            "agreeing": sum(r.agrees == "yes" for r in self.rows),
+            "wrong": sum(r.agrees == "WRONG" for r in self.rows),
+            "sat_onnxruntime_rechecked": sum(r.onnxruntime_recheck == "ok" for r in self.rows),
+            "sat_onnxruntime_failed": sum(r.onnxruntime_recheck == "FAILED" for r in self.rows),
+            "time_total_s": round(sum(times), 3),
+            "time_median_s": round(statistics.median(times), 4) if times else 0.0,
+            "time_median_decided_s": round(statistics.median([r.seconds for r in decided]), 4) if decided else None,
+            "time_max_s": round(max(times), 3) if times else 0.0,
+        }
+
+    def as_dict(self) -> dict:
+        return {"instances_csv": self.instances_csv, "summary": self.summary(),
+                "results": [asdict(r) for r in self.rows]}
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        cols = ["network", "property", "status", "seconds", "timeout", "expected", "agrees", "reason",
+                "onnxruntime_recheck"]
+        w = csv.writer(out)
+        w.writerow(cols)
+        for r in self.rows:
+            w.writerow([getattr(r, c) if c != "seconds" else f"{r.seconds:.4f}" for c in cols])
+        return out.getvalue()
+
+
+def read_instances(csv_path) -> list:
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise InputError(csv_path, "instances csv not found")
+    base = csv_path.parent
+    out = []
+    with open(csv_path, newline="") as f:
+        for line_no, row in enumerate(csv.reader(f), start=1):
+            row = [c.strip() for c in row]
+            if not row or not any(row) or row[0].startswith("#"):
+                continue
+            if len(row) < 3:
+                raise InputError(csv_path, f"line {line_no}: expected network,property,timeout")
+            try:
+                timeout = float(row[2])
+            except ValueError:
+                if line_no == 1:
+                    continue  # a header row
+                raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} is not a number")
+            inst = Instance(base / row[0], base / row[1], timeout, line_no, (row[0], row[1]))
+            for p in (inst.network, inst.property):
+                if not p.is_file():
+                    raise InputError(csv_path, f"line {line_no}: file {p} not found")
+            out.append(inst)
+    if not out:
+        raise InputError(csv_path, "no instances in the csv")
+    return out
+
+
+def read_ground_truth(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "ground-truth csv not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"network", "property", "expected"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(path, f"ground-truth csv lacks column(s) {', '.join(sorted(missing))}")
+        return {(Path(r["network"]).name, Path(r["property"]).name): r["expected"].strip() for r in reader}
+
+
+def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown", pattern=None, limit=None,
+                  progress=True, verify_options=None, workers: int = 1) -> BenchReport:
+    """Run the instances; `workers` > 1 runs them on that many processes (0: one per core).
+
+    Each instance's time is measured where it runs, so per-instance figures
+    do not depend on the number of workers (as long as workers <= cores).
+    """
+    instances = read_instances(instances_csv)
+    truth = read_ground_truth(ground_truth) if ground_truth else {}
+    if pattern:
+        rx = re.compile(pattern)
+        instances = [i for i in instances if rx.search(f"{i.network} {i.property}")]
+    if limit is not None:
+        instances = instances[:limit]
+    jobs = [(inst, timeout if timeout is not None else inst.timeout,
+             truth.get((inst.network.name, inst.property.name), ""), bounds, verify_options or {})
+            for inst in instances]
+    workers = default_workers() if not workers or workers < 1 else int(workers)
+    workers = min(workers, len(jobs))
+    report = BenchReport(str(instances_csv))
+    rows: list = [None] * len(jobs)
+    bar = _progress(len(jobs), progress)
+
+    def done(i, row):
+        rows[i] = row
+        report.rows = [r for r in rows if r is not None]
+        if bar is not None:
+            s = report.summary()
+            bar.set_postfix_str(f"decided {s['decided']} wrong {s['wrong']}")
+            bar.update(1)
+
+    try:
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                done(i, run_instance(*job))
+        else:
+            import multiprocessing as mp
+            # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
+            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+                for i, row in pool.imap_unordered(_run_indexed, list(enumerate(jobs))):
+                    done(i, row)
+    finally:
+        if bar is not None:
+            bar.close()
+    report.rows = [r for r in rows if r is not None]
+    return report
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init():
+    # one BLAS thread per worker: the workers are the parallelism
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _run_indexed(item):
+    i, job = item
+    return i, run_instance(*job)
+
+
+_NETWORKS: dict = {}  # per process: a network is loaded once however many properties use it
+
+
+def run_instance(inst: Instance, budget: float, expected: str, bounds: str, verify_options: dict) -> InstanceResult:
+    from ..loaders import load_network
+    from ..loaders.vnnlib import load_vnnlib
+    from ..search.verifier import verify
+
+    t0 = time.perf_counter()
+    # results name the files as the instances csv does, so they do not depend on where it lies
+    row = InstanceResult(inst.listed[0] or str(inst.network), inst.listed[1] or str(inst.property), "error", 0.0,
+                         budget, expected)
+    try:
+        if inst.network not in _NETWORKS:
+            _NETWORKS.clear()  # instances come grouped by network; keep one in memory
+            _NETWORKS[inst.network] = load_network(inst.network)
+        net = _NETWORKS[inst.network]
+        prop = load_vnnlib(inst.property)
+        prop.validate(net)
+        result = verify(net, prop, timeout=budget, bounds=bounds, **verify_options)
+        row.status, row.reason = result.status, result.reason
+        if result.counterexample is not None:
+            row.counterexample = [float(v) for v in result.counterexample.x]
+            row.onnxruntime_recheck = onnxruntime_recheck(inst.network, net, prop, result.counterexample.x)
+    except InputError as e:
+        row.reason = e.message
+    row.seconds = time.perf_counter() - t0
+    if row.expected in ("sat", "unsat") and row.status in ("sat", "unsat"):
+        row.agrees = "yes" if row.expected == row.status else "WRONG"
+    return row
+
+
+def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
+    """Evaluate the ONNX file itself with onnxruntime (float32) at x; '' when that is not possible."""
+    if network_path.suffix.lower() != ".onnx":
+        return ""
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except ImportError:
+        return ""
+    sess = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    x32 = np.asarray(x, dtype=np.float32).reshape(shape)
+    y = sess.run(None, {inp.name: x32})[0].astype(np.float64).ravel()
+    return "ok" if prop.satisfied_by(np.asarray(x, dtype=np.float64), y) else "FAILED"
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="inst", dynamic_ncols=True)
+
+
+def format_summary(report: BenchReport) -> str:
+    s = report.summary()
+    lines = [
+        f"instances: {s['instances']}  decided: {s['decided']} (sat {s['sat']}, unsat {s['unsat']})  "
+        f"timeout: {s['timeout']}  unknown: {s['unknown']}  error: {s['error']}",
+    ]
+    if s["with_ground_truth"]:
+        lines.append(f"ground truth: {s['with_ground_truth']} with a sat/unsat verdict; "
+                     f"agreeing {s['agreeing']}, WRONG {s['wrong']}")
+    if s["sat"]:
+        lines.append(f"sat counterexamples re-checked by onnxruntime: {s['sat_onnxruntime_rechecked']} ok, "
+                     f"{s['sat_onnxruntime_failed']} failed")
+    lines.append(f"time: total {s['time_total_s']:.2f} s, median {s['time_median_s']:.3f} s, "
+                 f"max {s['time_max_s']:.2f} s")
+    for r in report.rows:
+        if r.agrees == "WRONG" or r.status == "error" or r.onnxruntime_recheck == "FAILED":
+            lines.append(f"  {r.status.upper()} {Path(r.network).name} {Path(r.property).name}: "
+                         f"expected {r.expected or '?'}; {r.reason}")
+    return "\n".join(lines)
