@@ -92,10 +92,10 @@ def main(argv=None) -> int:
 def _check_one(item):
     index, x0, label, rho, ce_x, timeout = item
     from exactverify import verify
-    from exactverify.testing import not_robust_property
+    from exactverify.core.property import robustness_property
     net = load_network(NETWORK)
     t0 = time.time()
-    res = verify(net, not_robust_property(x0, 0.999 * rho, label, net.output_size, (0.0, 1.0)), timeout=timeout)
+    res = verify(net, robustness_property(x0, 0.999 * rho, label, net.output_size, (0.0, 1.0)), timeout=timeout)
     x = np.asarray(ce_x)
     y64, y32 = net.forward(x), net.forward32(x)
     flips = bool(np.argmax(y64) != label and np.argmax(y32) != label and np.all((x >= 0) & (x <= 1)))

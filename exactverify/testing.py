@@ -28,10 +28,3 @@ def box_property(lower, upper, disjuncts) -> Property:
     ds = [OutputConstraint(np.atleast_2d(np.asarray(A, dtype=np.float64)), np.atleast_1d(np.asarray(b, dtype=np.float64)))
           for A, b in disjuncts]
     return Property(len(lower), ds[0].A.shape[1], [Case(lower, upper, ds)])
-
-
-def not_robust_property(x0, eps: float, label: int, n_outputs: int, domain=(-np.inf, np.inf)) -> Property:
-    """Linf ball of radius eps around x0 and 'some other class scores at least as high as `label`'
-    (`validate.robustness_property`, with the domain as a default argument)."""
-    from .metrics.validate import robustness_property
-    return robustness_property(x0, eps, label, n_outputs, domain)

@@ -168,13 +168,13 @@ def bench(net, X, radius: float) -> None:
     """Local robustness properties decided by verify, and by the Lipschitz fast path alone."""
     from exactverify import verify
     from exactverify.bounds.lipschitz import lipschitz_refutes
-    from exactverify.testing import not_robust_property
+    from exactverify.core.property import robustness_property
 
     counts, fast, wrong = {}, 0, 0
     t_fast = t_verify = 0.0
     for x in X:
         label = int(np.argmax(net.forward(x)))
-        prop = not_robust_property(x, radius, label, net.output_size, domain=(0.0, 1.0))
+        prop = robustness_property(x, radius, label, net.output_size, domain=(0.0, 1.0))
         t = time.perf_counter()
         refuted = all(lipschitz_refutes(net, prop.cases[0]))
         t_fast += time.perf_counter() - t

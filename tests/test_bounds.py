@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from exactverify.bounds import crown as bounds
-from exactverify.bounds.crown import crown_bounds, interval_bounds, linear_objective_bounds
+from exactverify.bounds.crown import crown_bounds, linear_objective_bounds
+from exactverify.bounds.interval import interval_bounds
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.testing import random_network
 
@@ -263,10 +264,10 @@ def _exact_lower_bound(steps, lam, const, in_lo, in_hi):
     F = np.vectorize(Fraction, otypes=[object])
     lam, const = F(lam), F(const)
     for step in steps:
-        if isinstance(step, bounds._AffineStep):
+        if isinstance(step, bounds.AffineStep):
             const = const + lam @ F(step.bias)
             lam = lam @ F(np.asarray(step.weight.toarray() if sp.issparse(step.weight) else step.weight))
-        elif isinstance(step, bounds._ReluStep):
+        elif isinstance(step, bounds.ReluStep):
             new = lam * F(step.stable_slope)
             for col, j in enumerate(step.unstable):
                 for r in range(lam.shape[0]):
@@ -337,7 +338,7 @@ def test_relu_upper_line_is_above_relu_in_exact_arithmetic():
     lo, hi = -rng.random(3000) * scale[0], rng.random(3000) * scale[1]
     lo[:5], hi[:5] = -1e-300, 1e300 * np.array([1e-300, 1, 1e-10, 1e-290, 1e-200])
     lo[5:9], hi[5:9] = [-1e308, -1.0, -3.0, -1e-320], [1e308, 1e-320, 7e-315, 1e-320]  # overflow, subnormals
-    step = bounds._ReluStep(lo, hi, "adaptive")
+    step = bounds.ReluStep(lo, hi, "adaptive")
     assert len(step.unstable) == len(lo)
     for l, u, s, t in zip(lo, hi, step.upper_slope, step.upper_intercept):
         l, u, s, t = map(Fraction, (l, u, s, t))

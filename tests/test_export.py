@@ -20,7 +20,8 @@ from exactverify.encodings.milp import build_milp
 from exactverify.encodings.writers import to_lp, to_mps, written_rows
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, OutputConstraint
-from exactverify.testing import not_robust_property, random_network
+from exactverify.testing import random_network
+from exactverify.core.property import robustness_property
 
 REPO = Path(__file__).resolve().parents[1]
 GALLERY = REPO / "encodings"
@@ -226,7 +227,7 @@ def test_export_matches_what_verify_solves_on_random_networks():
     for seed in range(6):
         net = random_network([3, 8, 6, 3], seed=seed)
         x0 = np.random.default_rng(seed).uniform(-1, 1, 3)
-        prop = not_robust_property(x0, 0.3, int(np.argmax(net.forward(x0))), 3)
+        prop = robustness_property(x0, 0.3, int(np.argmax(net.forward(x0))), 3)
         expected = verify(net, prop, timeout=30).status
         parts = select_parts(prop)
         feasible = False

@@ -5,7 +5,7 @@ import pytest
 
 import exactverify.search.verifier as verifier
 from exactverify import load_network, verify
-from exactverify.metrics.validate import robustness_property
+from exactverify.core.property import robustness_property
 from exactverify.testing import random_network
 
 from conftest import REPO

@@ -402,7 +402,7 @@ def test_linear_form_lipschitz_matches_margins():
 
 
 def test_lipschitz_refutes_only_what_the_verifier_proves():
-    from exactverify.testing import not_robust_property
+    from exactverify.core.property import robustness_property
     from exactverify.search.verifier import verify
 
     net = certifiable_network(8)
@@ -411,7 +411,7 @@ def test_lipschitz_refutes_only_what_the_verifier_proves():
     for x in rng.uniform(0, 1, (30, 4)):
         label = int(np.argmax(net.forward(x)))
         for eps in (0.005, 0.02, 0.08):
-            prop = not_robust_property(x, eps, label, 5, domain=(0.0, 1.0))
+            prop = robustness_property(x, eps, label, 5, domain=(0.0, 1.0))
             flags = lipschitz_refutes(net, prop.cases[0])
             for d, flag in zip(prop.cases[0].disjuncts, flags):
                 if flag:

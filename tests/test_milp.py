@@ -7,12 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from exactverify.bounds.crown import compute_bounds, interval_bounds
+from exactverify.bounds.crown import compute_bounds
+from exactverify.bounds.interval import interval_bounds
 from exactverify.encodings.milp import SMALL_ENTRY, build_milp
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.solvers import solve
-from exactverify.testing import box_property, not_robust_property, random_network
+from exactverify.testing import box_property, random_network
+from exactverify.core.property import robustness_property
 from exactverify.search.verifier import verify
 
 
@@ -173,7 +175,7 @@ def test_verify_unsat_sat_and_rechecks_on_the_original_network():
 
 def test_interval_bounds_option_and_result_fields():
     net = random_network([3, 10, 10, 3], seed=2)
-    prop = not_robust_property(np.zeros(3), 0.5, 0, 3)
+    prop = robustness_property(np.zeros(3), 0.5, 0, 3)
     r = verify(net, prop, timeout=10, bounds="interval", attack_time=0.0)
     assert r.status == "unsat" and r.reason.startswith("every disjunct refuted")
     assert r.bounds["method"] == "interval" and len(r.bounds["unstable"][0]) == 2

@@ -13,7 +13,8 @@ from conftest import REPO, make_onnx
 from exactverify import verify
 from exactverify.core.network import Affine, ReLU
 from exactverify.metrics.radius import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset, norm_distance, pointwise_robustness)
-from exactverify.testing import not_robust_property, random_network
+from exactverify.testing import random_network
+from exactverify.core.property import robustness_property
 
 DOMAIN = (-2.0, 2.0)
 
@@ -178,9 +179,9 @@ def test_verify_below_rho_is_unsat(sizes, seed):
     r = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=20)
     assert r.status == "exact" and math.isfinite(r.upper)
     n_out = net.output_size
-    below = verify(net, not_robust_property(x0, 0.999 * r.upper, r.label, n_out, DOMAIN), timeout=20)
+    below = verify(net, robustness_property(x0, 0.999 * r.upper, r.label, n_out, DOMAIN), timeout=20)
     assert below.status == "unsat"
-    at = verify(net, not_robust_property(x0, r.upper, r.label, n_out, DOMAIN), timeout=20)
+    at = verify(net, robustness_property(x0, r.upper, r.label, n_out, DOMAIN), timeout=20)
     assert at.status == "sat"
 
 
@@ -360,5 +361,5 @@ def test_mnist_first_point_exact(benchmarks):
     X, y = load_dataset(benchmarks / "data" / "mnist_test_first100.csv", scale=255)
     r = pointwise_robustness(net, X[0], int(y[0]), norm="inf", domain=(0, 1), timeout=120)
     assert r.status == "exact"
-    below = verify(net, not_robust_property(X[0], 0.999 * r.upper, int(y[0]), 10, (0, 1)), timeout=300)
+    below = verify(net, robustness_property(X[0], 0.999 * r.upper, int(y[0]), 10, (0, 1)), timeout=300)
     assert below.status == "unsat"

@@ -17,7 +17,8 @@ from exactverify.encodings.smt import _lit, build_smt, parse_literal
 from exactverify.core.property import Case
 from exactverify.solvers import SOLVERS, solve
 from exactverify.solvers.cbc import cbc_status, glpk_status, relaxed_for_text
-from exactverify.testing import box_property, not_robust_property, random_network
+from exactverify.testing import box_property, random_network
+from exactverify.core.property import robustness_property
 from exactverify.search.verifier import verify
 
 BACKENDS = ("highs", "cbc", "z3")
@@ -125,7 +126,7 @@ def test_cbc_status_words_never_read_a_stop_as_a_proof():
 
 def _hard_model():
     net = random_network([10, 40, 40, 40, 3], seed=1)
-    prop = not_robust_property(np.zeros(10), 0.5, int(np.argmax(net.forward(np.zeros(10)))), 3)
+    prop = robustness_property(np.zeros(10), 0.5, int(np.argmax(net.forward(np.zeros(10)))), 3)
     case = prop.cases[0]
     sn = net.simplified()
     lb = compute_bounds(sn, case.lower, case.upper, "crown")

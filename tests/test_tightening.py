@@ -59,7 +59,7 @@ def test_lp_bound_is_sound_whatever_the_multipliers():
     rng = np.random.default_rng(0)
     values = _layer_values(net, lo + rng.random((5000, 3)) * (hi - lo))[k]
     from exactverify.encodings.milp import build_milp
-    from exactverify.bounds.crown import LayerBounds
+    from exactverify.bounds.layer_bounds import LayerBounds
     from exactverify.core.network import Network
     from exactverify.core.property import Case, OutputConstraint
     prefix = Network(net.layers[:k + 1], input_shape=(1, 3), output_shape=(1, 8))

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import make_onnx
-from exactverify.bounds.crown import propagate_interval
+from exactverify.bounds.interval import propagate_interval
 from exactverify.core.check import check_point
 from exactverify.cli.app import main
 from exactverify.core.network import Affine, Network, ReLU
 from exactverify.testing import random_network
-from exactverify.metrics.validate import load_data, robustness_property, validate
+from exactverify.core.property import robustness_property
+from exactverify.metrics.validate import load_data, validate
 
 
 def shrunk_ibp(network, x, eps, label):

@@ -1,6 +1,6 @@
-"""Sound per-layer bounds over an input box.
+"""CROWN and alpha-CROWN: sound per-layer bounds over an input box by backward linear relaxation.
 
-`interval_bounds` (IBP) and `crown_bounds` (backward linear relaxation) return a
+`interval_bounds` (IBP, bounds/interval.py) and `crown_bounds` (here) return a
 `LayerBounds`: for every layer of the network, elementwise lower and upper
 bounds on that layer's output, valid for every input in the box. These are the
 big-M constants of the MILP, so they must hold in exact arithmetic: every bound
@@ -10,87 +10,13 @@ it could carry (`pad`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import scipy.sparse as sp
 
 from ..core.network import Affine, MaxGroups, Network, ReLU
-
-_U = np.finfo(np.float64).eps  # 2.2e-16: twice the unit roundoff, so one factor of 2 of slack is built in
-
-
-@dataclass
-class LayerBounds:
-    """lower[i], upper[i]: bounds on the output of network.layers[i]."""
-
-    input_lower: np.ndarray
-    input_upper: np.ndarray
-    lower: list = field(default_factory=list)
-    upper: list = field(default_factory=list)
-    method: str = "interval"
-
-    def pre_activation(self, layer_index: int):
-        """Bounds on the input of layer `layer_index`."""
-        if layer_index == 0:
-            return self.input_lower, self.input_upper
-        return self.lower[layer_index - 1], self.upper[layer_index - 1]
-
-    def unstable_counts(self, network: Network) -> list:
-        """Per ReLU layer: how many neurons have lower < 0 < upper."""
-        counts = []
-        for i, layer in enumerate(network.layers):
-            if isinstance(layer, ReLU):
-                lo, hi = self.pre_activation(i)
-                counts.append(int(np.sum((lo < 0) & (hi > 0))))
-        return counts
-
-
-def pad(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray, terms: int):
-    """Widen [lower, upper] by a bound on the float64 rounding error of a sum of `terms` products.
-
-    `magnitude` bounds sum_i |w_i x_i| + |b| for each entry; the classical
-    bound on the error of a recursive dot product is (terms * u) * magnitude.
-    """
-    slack = (terms + 4) * _U * magnitude + 1e-300
-    return lower - slack, upper + slack
-
-
-def affine_interval(layer: Affine, lo: np.ndarray, hi: np.ndarray):
-    """Interval image of the box [lo, hi] under an affine layer, padded outward."""
-    centre = (lo + hi) / 2.0
-    radius = (hi - lo) / 2.0
-    w = layer.weight
-    abs_w = abs(w)
-    mid = np.asarray(w @ centre).ravel() + layer.bias
-    rad = np.asarray(abs_w @ radius).ravel()
-    magnitude = np.asarray(abs_w @ np.maximum(np.abs(lo), np.abs(hi))).ravel() + np.abs(layer.bias)
-    # centre/radius themselves carry rounding: absorb it in the magnitude term
-    return pad(mid - rad, mid + rad, magnitude, layer.in_size + 2)
-
-
-def interval_bounds(network: Network, lower, upper) -> LayerBounds:
-    lo = np.asarray(lower, dtype=np.float64)
-    hi = np.asarray(upper, dtype=np.float64)
-    out = LayerBounds(lo.copy(), hi.copy(), method="interval")
-    for layer in network.layers:
-        lo, hi = propagate_interval(layer, lo, hi)
-        out.lower.append(lo)
-        out.upper.append(hi)
-    return out
-
-
-def propagate_interval(layer, lo: np.ndarray, hi: np.ndarray):
-    if isinstance(layer, Affine):
-        return affine_interval(layer, lo, hi)
-    if isinstance(layer, ReLU):
-        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    if isinstance(layer, MaxGroups):
-        dummy = np.zeros((1, layer.in_size))
-        lo_m = layer.apply(lo[None, :] + dummy)[0]
-        hi_m = layer.apply(hi[None, :] + dummy)[0]
-        return lo_m, hi_m
-    raise TypeError(f"unknown layer type {type(layer).__name__}")
+from .interval import affine_interval, interval_bounds, propagate_interval
+from .layer_bounds import LayerBounds
+from .padding import magnitude, pad, round_up
 
 
 def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
@@ -187,6 +113,7 @@ def linear_objective_bounds(network: Network, layer_bounds: LayerBounds, c, d=0.
 
 
 def compute_bounds(network: Network, lower, upper, method: str = "crown", alpha="adaptive") -> LayerBounds:
+    """Bounds by the named method: "interval" (IBP) or "crown"."""
     if method == "interval":
         return interval_bounds(network, lower, upper)
     if method == "crown":
@@ -199,7 +126,7 @@ def compute_bounds(network: Network, lower, upper, method: str = "crown", alpha=
 #
 # A backward pass holds a linear lower bound  spec(x) >= lam @ y_j + const  on
 # the output y_j of layer j, for every x in the box, and steps it down to the
-# layer's input (each `_*Step.back`) until it reaches the input box, where it is
+# layer's input (each `*Step.back`) until it reaches the input box, where it is
 # concretised. Every bound is a *lower* bound of the rows of lam; an upper
 # bound of a spec is minus the lower bound of its negation, so callers stack
 # [A; -A] and do a single pass.
@@ -213,7 +140,7 @@ def compute_bounds(network: Network, lower, upper, method: str = "crown", alpha=
 #   valid for any summation order, BLAS or sparse), and const + lam @ b rounds by
 #   at most gamma_n (|lam| @ |b| + |const|);
 # - ReLU step: the relaxation lines are sound as stored (the upper line's slope
-#   and intercept are rounded up, `_round_up`), and the products lam * slope and
+#   and intercept are rounded up, `round_up`), and the products lam * slope and
 #   lam^- @ intercept round by at most gamma_n |lam| @ (2 |z|), since
 #   slope <= 1 and intercept <= |l| (to a few ulps) <= |z|max;
 # - MaxGroups step: the scatter of columns sums at most n terms, and
@@ -243,34 +170,24 @@ def _check_alpha(alpha):
     raise ValueError(f"alpha must be 'adaptive', 'optimized' or a number in [0, 1], not {alpha!r}")
 
 
-def _round_up(x: np.ndarray) -> np.ndarray:
-    """A float >= the exact value that the nonnegative float x approximates with at
-    most 2 roundings: relative error 2u, plus an absolute 1e-300 for subnormal results."""
-    return x * (1.0 + 4.0 * _U) + 1e-300
-
-
-def _magnitude(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(np.abs(lo), np.abs(hi))
-
-
 def _relax(layer, lo: np.ndarray, hi: np.ndarray, alpha):
     """The backward step of `layer`, given sound bounds [lo, hi] on its input."""
     if isinstance(layer, Affine):
-        return _AffineStep(layer, lo, hi)
+        return AffineStep(layer, lo, hi)
     if isinstance(layer, ReLU):
-        return _ReluStep(lo, hi, alpha)
+        return ReluStep(lo, hi, alpha)
     if isinstance(layer, MaxGroups):
-        return _MaxStep(layer, lo, hi)
+        return MaxStep(layer, lo, hi)
     raise TypeError(f"unknown layer type {type(layer).__name__}")
 
 
-class _AffineStep:
+class AffineStep:
     def __init__(self, layer: Affine, lo, hi):
         self.weight = layer.weight
         self.weight_t = layer.weight.T.tocsr() if layer.is_sparse else None
         self.bias = layer.bias
         self.width = max(layer.in_size, layer.out_size)
-        self.scale = np.asarray(abs(layer.weight) @ _magnitude(lo, hi)).ravel() + np.abs(layer.bias)
+        self.scale = np.asarray(abs(layer.weight) @ magnitude(lo, hi)).ravel() + np.abs(layer.bias)
 
     def back(self, lam, const, alpha=None):
         const = const + lam @ self.bias
@@ -284,7 +201,7 @@ class _AffineStep:
         return g_prev + self.bias, None
 
 
-class _ReluStep:
+class ReluStep:
     """y = max(z, 0), z in [l, u]. Active (l >= 0): y = z. Inactive (u <= 0): y = 0.
     Unstable: alpha z <= y <= s (z - l) with s = u / (u - l); lam >= 0 takes the lower
     line, lam < 0 the upper one."""
@@ -299,14 +216,14 @@ class _ReluStep:
         # capping at 1 keeps it sound, and 1 is also the fallback if u - l overflows.
         with np.errstate(over="ignore"):
             width = u - l
-        self.upper_slope = np.where(np.isfinite(width), np.minimum(_round_up(u / width), 1.0), 1.0)
-        self.upper_intercept = _round_up(self.upper_slope * -l)
+        self.upper_slope = np.where(np.isfinite(width), np.minimum(round_up(u / width), 1.0), 1.0)
+        self.upper_intercept = round_up(self.upper_slope * -l)
         if alpha in ("adaptive", "optimized"):
             self.alpha = (u >= -l).astype(np.float64)
         else:
             self.alpha = np.full(len(l), float(alpha))
         with np.errstate(over="ignore"):  # an infinite scale only makes the padding vacuous
-            self.scale = 2.0 * _magnitude(lo, hi)
+            self.scale = 2.0 * magnitude(lo, hi)
 
     def back(self, lam, const, alpha=None):
         """alpha: per-row lower slopes (m, n_unstable) overriding the default ones."""
@@ -331,7 +248,7 @@ class _ReluStep:
         return g_prev, np.where(pos, gu * sub, 0.0)
 
 
-class _MaxStep:
+class MaxStep:
     """y_k = max of its members. Lower line: y_k >= x_j* for the member j* with the
     largest lower bound. Upper: y_k = x_j* exactly when l_j* >= every other member's
     upper bound, else the constant max of the members' upper bounds."""
@@ -351,7 +268,7 @@ class _MaxStep:
         self.select_t = sp.csr_matrix((np.ones(layer.out_size), (idx[rows, best], rows)),
                                       shape=(layer.in_size, layer.out_size))
         self.width = max(layer.in_size, layer.out_size)
-        mag = _magnitude(lo, hi)
+        mag = magnitude(lo, hi)
         self.scale = 2.0 * np.where(valid, mag[idx], 0.0).max(axis=1)
 
     def back(self, lam, const, alpha=None):
@@ -369,7 +286,7 @@ class _MaxStep:
 def _lower_bound(steps, lam, const, in_lo, in_hi, alpha="adaptive", iterations: int = 20):
     """Sound lower bounds on the rows of lam @ y + const, y the output of the
     layer whose backward step is steps[0] (steps run from the top down)."""
-    if alpha == "optimized" and any(isinstance(s, _ReluStep) and len(s.unstable) for s in steps):
+    if alpha == "optimized" and any(isinstance(s, ReluStep) and len(s.unstable) for s in steps):
         return _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations)
     return _backward(steps, lam, const, in_lo, in_hi)[0]
 
@@ -385,7 +302,7 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
         if want_grad:
             seen.append(lam)
         lam, const = step.back(lam, const, alphas.get(i))
-    in_mag = _magnitude(in_lo, in_hi)
+    in_mag = magnitude(in_lo, in_hi)
     mag += np.abs(lam) @ in_mag + np.abs(const)
     value = np.maximum(lam, 0.0) @ in_lo + np.minimum(lam, 0.0) @ in_hi + const
     terms = max([len(in_lo)] + [s.width for s in steps]) + 2 * len(steps) + 8
@@ -410,7 +327,7 @@ def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20
     sound bound, so the best padded bound seen for each row is returned."""
     m = lam.shape[0]
     alphas = {i: np.tile(s.alpha, (m, 1)) for i, s in enumerate(steps)
-              if isinstance(s, _ReluStep) and len(s.unstable)}
+              if isinstance(s, ReluStep) and len(s.unstable)}
     first = {i: np.zeros_like(a) for i, a in alphas.items()}
     second = {i: np.zeros_like(a) for i, a in alphas.items()}
     best = None

@@ -148,7 +148,7 @@ def run_verify(args) -> int:
     prop = load_vnnlib(args.property)
     prop.validate(net)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    from ..metrics.bench import default_workers
+    from ..core.runtime import default_workers
     result = verify(net, prop, timeout=args.timeout, tightening=args.bounds or args.tightening,
                     solver=args.solver, progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None,
                     workers=args.workers or default_workers())

@@ -48,6 +48,31 @@ def class_change_disjuncts(top_set, n_outputs: int) -> list:
     return disjuncts
 
 
+def linf_ball(x, eps: float, domain=None):
+    """The box holding every point within L-inf distance eps of x: [x - eps, x + eps] widened outward by one
+    ulp (whatever x +- eps rounded to, the box holds the exact ball), clipped to `domain` = (lo, hi),
+    scalars or arrays, and never excluding x itself (a point outside the domain stays its own candidate).
+
+    The one ball constructor: robustness properties, validation, local robustness and the radius search
+    all build their boxes here."""
+    x = np.asarray(x, dtype=np.float64)
+    lo = np.nextafter(x - eps, -np.inf)
+    hi = np.nextafter(x + eps, np.inf)
+    if domain is not None:
+        lo = np.maximum(lo, np.broadcast_to(np.asarray(domain[0], dtype=np.float64), x.shape))
+        hi = np.minimum(hi, np.broadcast_to(np.asarray(domain[1], dtype=np.float64), x.shape))
+    return np.minimum(lo, x), np.maximum(hi, x)
+
+
+def robustness_property(x, eps: float, label: int, n_outputs: int, domain=None) -> "Property":
+    """The L-inf ball of radius eps around x (`linf_ball`, within `domain`), unsafe when some
+    y_j >= y_label, j != label: one case, one disjunct per j."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    lo, hi = linf_ball(x, eps, domain)
+    return Property(len(x), n_outputs, [Case(lo, hi, class_change_disjuncts([label], n_outputs))],
+                    source=f"Linf ball eps={eps:g} label {label}")
+
+
 @dataclass
 class Case:
     """An input region and the output disjuncts that make it unsafe."""

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds.crown import LayerBounds
+from ..bounds.layer_bounds import LayerBounds
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from ..core.property import Case, OutputConstraint
 

@@ -45,7 +45,7 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds.crown import LayerBounds
+from ..bounds.layer_bounds import LayerBounds
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from ..core.property import Case, OutputConstraint
 from .milp import TOLERANCE, violation_bounds, violation_scale

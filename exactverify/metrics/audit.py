@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.runtime import limit_worker_threads, progress_bar
 
 CLAIMS_UNSAT = ("holds", "unsat", "safe", "verified", "robust")
 CLAIMS_SAT = ("violated", "sat", "unsafe", "falsified", "not_robust")
@@ -344,8 +345,7 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
     done: list = [None] * len(jobs)
     bar = None
     if progress:
-        from .bench import _progress
-        bar = _progress(len(jobs), True)
+        bar = progress_bar(len(jobs), True)
     workers = max(1, min(int(workers or 1), len(jobs) or 1))
     try:
         if workers == 1:
@@ -355,9 +355,8 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
                 _tick(bar, done, todo)
         else:
             import multiprocessing as mp
-            from .bench import _worker_init
             # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
-            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            with mp.get_context("spawn").Pool(workers, initializer=limit_worker_threads) as pool:
                 for i, res in pool.imap_unordered(_check, jobs):
                     done[i] = res
                     _tick(bar, done, todo)

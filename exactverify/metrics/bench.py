@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import statistics
 import time
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.runtime import default_workers, limit_worker_threads, progress_bar
 
 
 @dataclass
@@ -146,7 +146,7 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
     workers = min(workers, len(jobs))
     report = BenchReport(str(instances_csv))
     rows: list = [None] * len(jobs)
-    bar = _progress(len(jobs), progress)
+    bar = progress_bar(len(jobs), progress)
 
     def done(i, row):
         rows[i] = row
@@ -163,7 +163,7 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
         else:
             import multiprocessing as mp
             # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
-            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            with mp.get_context("spawn").Pool(workers, initializer=limit_worker_threads) as pool:
                 for i, row in pool.imap_unordered(_run_indexed, list(enumerate(jobs))):
                     done(i, row)
     finally:
@@ -171,19 +171,6 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
             bar.close()
     report.rows = [r for r in rows if r is not None]
     return report
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _worker_init():
-    # one BLAS thread per worker: the workers are the parallelism
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _run_indexed(item):
@@ -238,16 +225,6 @@ def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
     x32 = np.asarray(x, dtype=np.float32).reshape(shape)
     y = sess.run(None, {inp.name: x32})[0].astype(np.float64).ravel()
     return "ok" if prop.satisfied_by(np.asarray(x, dtype=np.float64), y) else "FAILED"
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="inst", dynamic_ncols=True)
 
 
 def format_summary(report: BenchReport) -> str:

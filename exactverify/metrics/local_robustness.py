@@ -60,7 +60,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..core.network import Network
-from ..core.property import Case, Property, class_change_disjuncts
+from ..core.property import Case, Property, class_change_disjuncts, linf_ball
 
 STATUSES = ("robust", "not_robust", "unknown")
 
@@ -84,16 +84,6 @@ class LocalRobustnessResult:
                 "counterexamples": self.counterexamples, "seconds": self.seconds}
 
 
-def ball_box(x, eps: float, domain=(-np.inf, np.inf)):
-    """An input box containing {x' : ||x' - x||_inf <= eps} within the domain, widened by one ulp."""
-    x = np.asarray(x, dtype=np.float64)
-    lo = np.nextafter(x - eps, -np.inf)
-    hi = np.nextafter(x + eps, np.inf)
-    dlo = np.broadcast_to(np.asarray(domain[0], dtype=np.float64), x.shape)
-    dhi = np.broadcast_to(np.asarray(domain[1], dtype=np.float64), x.shape)
-    return np.maximum(lo, dlo), np.minimum(hi, dhi)
-
-
 def stable_set_property(x, eps: float, top_set, n_outputs: int, domain=(-np.inf, np.inf),
                         input_A=None, input_b=None) -> Property:
     """The unsafe condition 'some x' in the ball has f_j(x') >= f_i(x') for i in S, j not in S'.
@@ -102,7 +92,7 @@ def stable_set_property(x, eps: float, top_set, n_outputs: int, domain=(-np.inf,
     """
     S = sorted(int(c) for c in top_set)
     disjuncts = class_change_disjuncts(S, n_outputs)
-    lo, hi = ball_box(x, eps, domain)
+    lo, hi = linf_ball(x, eps, domain)
     if input_A is not None and len(input_A):
         case = Case(lo, hi, disjuncts, np.asarray(input_A, dtype=np.float64), np.asarray(input_b, dtype=np.float64))
     else:

@@ -83,7 +83,10 @@ import numpy as np
 
 from ..loaders.datasets import load_dataset  # noqa: F401  (re-exported: robustness.load_dataset)
 from ..core.errors import InputError
+from ..core.runtime import limit_worker_threads
 from ..core.network import Affine, MaxGroups, Network, ReLU
+from ..core.property import linf_ball, robustness_property
+from ..core.regions import linear_region
 
 NORMS = ("inf", "1", "2")
 EXACT_RTOL = 1e-6  # "exact": upper - lower <= EXACT_RTOL * max(1, upper)
@@ -297,10 +300,6 @@ class _Best:
 
 # ------------------------------------------------------------------ cheap bounds
 
-def _box(x0, r, dlo, dhi):
-    return np.maximum(x0 - r, dlo), np.minimum(x0 + r, dhi)
-
-
 def _margin_matrix(n_out: int, label: int) -> np.ndarray:
     """Rows e_label - e_j for j != label."""
     others = [j for j in range(n_out) if j != label]
@@ -323,14 +322,14 @@ def _certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline
     lo_r, hi_r = 0.0, float(r_hi)
     if not math.isfinite(hi_r) or hi_r <= 0:
         return 0.0
-    ok, _, _ = _certified(net_s, *_box(x0, lo_r, dlo, dhi), C)
+    ok, _, _ = _certified(net_s, *linf_ball(x0, lo_r, (dlo, dhi)), C)
     if not ok:
         return 0.0
     for _ in range(iters):
         if time.perf_counter() > deadline:
             break
         mid = 0.5 * (lo_r + hi_r)
-        ok, _, _ = _certified(net_s, *_box(x0, mid, dlo, dhi), C)
+        ok, _, _ = _certified(net_s, *linf_ball(x0, mid, (dlo, dhi)), C)
         if ok:
             lo_r = mid
         else:
@@ -348,7 +347,7 @@ def _pgd(network: Network, x0, label, norm, dlo, dhi, r: float, rng, starts: int
     """
     from ..search.attack import forward_with_cache, input_gradient
     n = len(x0)
-    lo, hi = _box(x0, r, dlo, dhi)
+    lo, hi = linf_ball(x0, r, (dlo, dhi))
     if norm == "inf":
         x = lo + rng.random((starts, n)) * (hi - lo)
         x[0] = x0
@@ -424,50 +423,6 @@ def _attack(network: Network, x0, label, norm, dlo, dhi, r_lo: float, r_hi: floa
 
 # ------------------------------------------------------------------ Bastani's estimator
 
-def _linear_region(network: Network, x0):
-    """Affine form of the network on the linear region of x0.
-
-    Returns (G, g, A, a): the region is {x : G x + g >= 0}, and there f(x) = A x + a.
-    """
-    n = network.input_size
-    A = np.eye(n)
-    a = np.zeros(n)
-    h = np.asarray(x0, dtype=np.float64)
-    rows_G, rows_g = [], []
-    for layer in network.layers:
-        if isinstance(layer, Affine):
-            W = layer.dense_weight()
-            A = W @ A
-            a = W @ a + layer.bias
-            h = layer.apply(h[None, :])[0]
-        elif isinstance(layer, ReLU):
-            on = h > 0
-            sign = np.where(on, 1.0, -1.0)
-            rows_G.append(sign[:, None] * A)
-            rows_g.append(sign * a)
-            A = A * on[:, None]
-            a = a * on
-            h = np.maximum(h, 0.0)
-        elif isinstance(layer, MaxGroups):
-            newA, newa = [], []
-            for k in range(layer.out_size):
-                m = layer.members(k)
-                w = m[int(np.argmax(h[m]))]
-                for o in m:
-                    if o != w:
-                        rows_G.append((A[w] - A[o])[None, :])
-                        rows_g.append(np.array([a[w] - a[o]]))
-                newA.append(A[w])
-                newa.append(a[w])
-            A, a = np.array(newA), np.array(newa)
-            h = layer.apply(h[None, :])[0]
-        else:
-            raise TypeError(f"unknown layer type {type(layer).__name__}")
-    G = np.vstack(rows_G) if rows_G else np.zeros((0, n))
-    g = np.concatenate(rows_g) if rows_g else np.zeros(0)
-    return G, g, A, a
-
-
 def bastani_estimate(network: Network, x0, label: int | None = None, norm: str = "inf", domain=None,
                      return_point: bool = False, max_rounds: int = 200):
     """Bastani et al.'s estimate of rho: the minimum distance to a misclassified point within the
@@ -486,7 +441,7 @@ def bastani_estimate(network: Network, x0, label: int | None = None, norm: str =
     if label is None:
         label = int(np.argmax(network.forward(x0)))
     dlo, dhi = _domain_arrays(domain, len(x0))
-    region = _linear_region(network, x0)
+    region = linear_region(network, x0)
     best_v, best_pt = None, None
     for j in range(network.output_size):
         if j == label:
@@ -500,7 +455,7 @@ def bastani_estimate(network: Network, x0, label: int | None = None, norm: str =
 
 
 def _region_minimum(region, x0, label: int, j: int, norm: str, dlo, dhi, max_rounds: int = 200):
-    """min ||x - x0|| over the linear region `region` = (G, g, A, a) of some point (see _linear_region)
+    """min ||x - x0|| over the linear region `region` = (G, g, A, a) of some point (see core.regions.linear_region)
     and the domain, subject to y_j >= y_label there: (value, point), or (None, None) when infeasible
     or unsolved. The point is the solver's and is not re-checked here."""
     import highspy
@@ -746,7 +701,6 @@ def _padded(dual: float) -> float:
 def _check_radius(network: Network, x0, label: int, dlo, dhi, r: float, timeout: float, seed: int,
                   attack_time: float | None = None):
     """`verify` on the L-inf ball of radius r (within the domain): is some y_j >= y_label, j != label?"""
-    from .validate import robustness_property
     from ..search.verifier import verify
     prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
     return verify(network, prop, timeout=max(timeout, 1e-3), seed=seed, attack_time=attack_time)
@@ -757,7 +711,7 @@ def _targeted_ends(network: Network, x0, label: int, j: int, dlo, dhi, r: float,
     """End points of signed-gradient ascent on y_j - y_label in the L-inf box of radius r (not
     re-checked, and not necessarily flipped: they only pick linear regions to search)."""
     from ..search.attack import forward_with_cache, input_gradient
-    lo, hi = _box(x0, r, dlo, dhi)
+    lo, hi = linf_ball(x0, r, (dlo, dhi))
     x = lo + rng.random((starts, len(x0))) * (hi - lo)
     x[0] = x0
     gout = np.zeros((starts, network.output_size))
@@ -789,7 +743,7 @@ def _region_descent(network: Network, x0, label: int, norm: str, dlo, dhi, best:
     for _ in range(max_steps):
         if time.perf_counter() >= deadline:
             return
-        v, p = _region_minimum(_linear_region(network, x), x0, label, int(j), norm, dlo, dhi)
+        v, p = _region_minimum(linear_region(network, x), x0, label, int(j), norm, dlo, dhi)
         stats["region_lps"] = stats.get("region_lps", 0) + 1
         if p is None or not v < value * (1 - 1e-12):
             return
@@ -1005,7 +959,7 @@ def pointwise_robustness(network: Network, x0, label: int | None = None, norm: s
         """Box, bounds and margin bounds for search radius R (every point with ||x - x0|| <= R, any norm)."""
         t0 = time.perf_counter()
         R_box = R if math.isfinite(R) else fallback_box
-        lo, hi = _box(x0, R_box, dlo, dhi)
+        lo, hi = linf_ball(x0, R_box, (dlo, dhi))
         lb = tightened_bounds(net_s, lo, hi, "crown")
         m_lo, m_hi = linear_objective_bounds(net_s, lb, C)  # bounds on y_label - y_j over the box
         far = np.where(np.abs(lo - x0) > np.abs(hi - x0), lo, hi)
@@ -1112,8 +1066,7 @@ _WORKER: dict = {}
 
 
 def _worker_init(network, options):
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    limit_worker_threads()
     _WORKER["network"] = network
     _WORKER["options"] = options
 

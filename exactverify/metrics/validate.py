@@ -14,14 +14,13 @@ Per method and eps the report gives:
 - soundness violations: points the method certified that have a counterexample,
   each listed with the counterexample (which re-checks on the network);
 - completeness: certified / truly robust (exact `unsat`);
-- for radius-producing methods, when `exactverify.metrics.radius.pointwise_robustness`
-  is available, the certified radius against the exact pointwise robustness.
+- for radius-producing methods, the certified radius against the exact pointwise robustness.
 
 Built-in methods (all certify when a sound lower bound on y_c - y_j is > 0 for
 every j != c): `ibp` (interval bound propagation, the last affine layer folded
 into the margins), `crown` (CROWN-Ada backward bounds on the margins),
 `alpha-crown` (optimised lower slopes), and `lipschitz` (a certified radius
-min_j margin_j / L_j from `exactverify.bounds.lipschitz`, when that module exists).
+min_j margin_j / L_j from `exactverify.bounds.lipschitz`).
 
 Your own method is a function `fn(network, x, eps)` (or `fn(network, x, eps, label)`)
 returning a bool (certified) or a float (a certified radius):
@@ -37,7 +36,6 @@ misclassified, hence not robust, anyway).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import time
@@ -46,7 +44,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.property import Case, Property, class_change_disjuncts
+from ..core.runtime import progress_bar
+from ..core.property import linf_ball, robustness_property
 
 BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
 _EPS64 = np.finfo(np.float64).eps
@@ -57,24 +56,6 @@ class MethodUnavailable(Exception):
 
 
 # ---------------------------------------------------------------- the exact side
-
-def robustness_property(x, eps: float, label: int, n_outputs: int, domain=None) -> Property:
-    """The L-inf ball of radius eps around x (clipped to `domain` = (lo, hi)), unsafe when some
-    y_j >= y_label, j != label: one case, one disjunct per j."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    lo, hi = _ball(x, eps, domain)
-    return Property(len(x), n_outputs, [Case(lo, hi, class_change_disjuncts([label], n_outputs))],
-                    source=f"Linf ball eps={eps:g} label {label}")
-
-
-def _ball(x, eps, domain):
-    lo, hi = x - eps, x + eps
-    if domain is not None:
-        lo, hi = np.maximum(lo, domain[0]), np.minimum(hi, domain[1])
-        # a point outside the domain still has itself as a candidate: keep the box non-empty
-        lo, hi = np.minimum(lo, x), np.maximum(hi, x)
-    return lo, hi
-
 
 # ---------------------------------------------------------------- built-in methods
 
@@ -93,11 +74,12 @@ class _Bounds:
 
     def margin_lower(self, network, x, eps, label) -> np.ndarray:
         """Sound lower bounds on y_label - y_j over the ball, for every j != label."""
-        from ..bounds.crown import affine_interval, crown_bounds, interval_bounds, linear_objective_bounds
+        from ..bounds.crown import crown_bounds, linear_objective_bounds
+        from ..bounds.interval import affine_interval, interval_bounds
         from ..core.network import Affine
         net = self._net(network)
         x = np.asarray(x, dtype=np.float64).ravel()
-        lo, hi = _ball(x, eps, self.domain)
+        lo, hi = linf_ball(x, eps, self.domain)
         k = net.output_size
         others = [j for j in range(k) if j != label]
         c = np.zeros((len(others), k))
@@ -133,12 +115,8 @@ class _Lipschitz:
     the radius min_j margin_j / K[label, j] it implies, for the radius comparison."""
 
     def __init__(self, norm: str):
-        try:
-            self.mod = importlib.import_module("exactverify.bounds.lipschitz")
-        except ImportError as e:
-            raise MethodUnavailable(f"exactverify.bounds.lipschitz is not available ({e})")
-        if not hasattr(self.mod, "margin_lipschitz"):
-            raise MethodUnavailable("exactverify.bounds.lipschitz has no margin_lipschitz")
+        from ..bounds import lipschitz
+        self.mod = lipschitz
         self.norm = norm
         self._K: dict = {}
 
@@ -496,8 +474,7 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
     or built-in name (see the module docstring). A built-in method whose module
     is missing is skipped and named in `report.unavailable`. domain: (lo, hi)
     that every ball is clipped to, or None. exact_radius: compute the exact
-    pointwise robustness of each point for radius-producing methods (default:
-    when there are any and exactverify.metrics.radius exists).
+    pointwise robustness of each point for radius-producing methods (default: when there are any).
     """
     from ..search.verifier import verify
     from ..core.check import check_point
@@ -545,8 +522,7 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
     takes_label = {name: _takes_label(fn) for name, fn in fns.items()}
     bar = None
     if progress:
-        from .bench import _progress
-        bar = _progress(len(X) * len(eps_list), True)
+        bar = progress_bar(len(X) * len(eps_list), True)
         if bar is not None:
             bar.unit = "ball"
     try:
@@ -623,40 +599,16 @@ def _exact_answers(network, x, label, eps_list, domain, timeout, options, verify
 
 
 def _exact_radii(report: ValidationReport, network, X, y, domain, timeout, progress: bool = False) -> None:
-    """The exact pointwise robustness of every point, when exactverify.metrics.radius provides it."""
-    try:
-        mod = importlib.import_module("exactverify.metrics.radius")
-        fn = mod.pointwise_robustness
-    except (ImportError, AttributeError) as e:
-        report.exact_radius_note = f"exact radii skipped: exactverify.metrics.radius.pointwise_robustness is not " \
-                                   f"available ({e})"
-        return
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        params = {}
-    kwargs = {}
-    for name, value in (("norm", "inf"), ("domain", domain), ("timeout", timeout), ("label", None)):
-        if name in params and value is not None:
-            kwargs[name] = value
-    failures = 0
+    """The exact pointwise robustness of every point (metrics.radius), for the radius comparison."""
+    from .radius import pointwise_robustness
     bar = None
     if progress:
-        from .bench import _progress
-        bar = _progress(len(X), True)
+        bar = progress_bar(len(X), True)
         if bar is not None:
             bar.unit, bar.desc = "pt", "exact radius"
     for i, (x, label) in enumerate(zip(X, y)):
-        try:
-            if "label" in params:
-                res = fn(network, x, label=int(label), **kwargs)
-            else:
-                res = fn(network, x, int(label), **kwargs)
-            report.exact_radius[i] = _exact_radius_entry(res)
-        except Exception as e:  # noqa: BLE001 - another module's API: report, don't crash the validation
-            failures += 1
-            report.exact_radius[i] = None
-            report.exact_radius_note = f"exact radius failed on {failures} point(s): {type(e).__name__}: {e}"
+        res = pointwise_robustness(network, x, label=int(label), norm="inf", domain=domain, timeout=timeout)
+        report.exact_radius[i] = _exact_radius_entry(res)
         if bar is not None:
             bar.update(1)
     if bar is not None:

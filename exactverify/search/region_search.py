@@ -5,7 +5,7 @@ on a region the smallest violation of a disjunct A y <= b is an LP:
 
     min s  subject to  G x + g >= 0 (the region),  A (F x + f) - b <= s,  lo <= x <= hi
 
-(`robustness._linear_region` gives G, g, F, f at a point). Its optimum lies on the region's
+(`core.regions.linear_region` gives G, g, F, f at a point). Its optimum lies on the region's
 boundary or at a corner of the box; when some of the region's own rows are tight there, the
 neighbouring region across each of those facets may go lower, so the walk steps just across the
 facet that does best and solves again, until no neighbour improves or the violation reaches 0.
@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from ..core.network import Network
+from ..core.regions import linear_region
 
 
 def region_walk(net: Network, lo, hi, A, b, x_start, deadline: float, input_A=None, input_b=None,
@@ -81,8 +82,7 @@ def mixed_start(net: Network, lo, hi, A, b, rng, samples: int = 32) -> np.ndarra
 def _region_lp(net: Network, x, lo, hi, A, b, input_A=None, input_b=None):
     """The LP on the linear region of x: (x*, s*, G, g), or None when the LP is not solved to optimality."""
     from scipy.optimize import linprog
-    from ..metrics.radius import _linear_region
-    G, g, F, f = _linear_region(net, x)
+    G, g, F, f = linear_region(net, x)
     n = len(x)
     M = A @ F
     m = A @ f - b

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds.crown import LayerBounds, _AffineStep, _magnitude, _ReluStep
+from ..bounds.crown import AffineStep, ReluStep
+from ..bounds.layer_bounds import LayerBounds
+from ..bounds.padding import magnitude
 from ..core.network import Affine, Network, ReLU
 
 _EPS = np.finfo(np.float64).eps
@@ -94,17 +96,17 @@ class ReluSplitter:
         self.WT = [np.ascontiguousarray(w.T) for w in self.W]
         self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
         self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
-        self.in_mag = _magnitude(self.in_lo, self.in_hi)
+        self.in_mag = magnitude(self.in_lo, self.in_hi)
         # the relaxation constants are bounds.py's own backward steps, built from the root bounds:
         # the affine scales |W| |input| + |b| and the ReLU upper lines (rounded up) and scales
-        self.aff_scale = [_AffineStep(layer, *lb.pre_activation(2 * k)).scale
+        self.aff_scale = [AffineStep(layer, *lb.pre_activation(2 * k)).scale
                           for k, layer in enumerate(net.layers[0::2])]
         # ReLU layers r = 0..L-1: pre-activation = output of affine r = lb layer 2r
         self.relus = []
         offset = 0
         for r in range(len(self.W) - 1):
             l, u = lb.lower[2 * r], lb.upper[2 * r]
-            step = _ReluStep(l, u, "adaptive")
+            step = ReluStep(l, u, "adaptive")
             unstable = step.unstable
             self.relus.append({
                 "unstable": unstable, "slope": step.upper_slope, "intercept": step.upper_intercept,

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bounds.crown import LayerBounds, compute_bounds, crown_bounds
+from ..bounds.crown import compute_bounds, crown_bounds
+from ..bounds.layer_bounds import LayerBounds
 from ..encodings.milp import build_milp
 from ..core.network import Affine, Network, ReLU
 from ..core.property import Case, OutputConstraint
