@@ -1,6 +1,6 @@
 """The PuLP backend: the same `MilpModel`, built through PuLP and solved by CBC (bundled) or GLPK.
 
-Solvers: "cbc" is PuLP's bundled CBC binary (`pulp.PULP_CBC_CMD`, one thread,
+Solvers: "cbc" is the CBC binary PuLP ships, driven by `pulp.COIN_CMD` (`cbc_binary`; one thread,
 no console output, the caller's time limit); "glpk" is `pulp.GLPK_CMD` where
 `glpsol` is installed (`available_solvers()` says which are).
 
@@ -50,10 +50,10 @@ happens.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
@@ -70,15 +70,26 @@ def available_solvers() -> tuple:
     names = []
     try:
         import pulp
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if pulp.PULP_CBC_CMD(msg=False).available():
-                names.append("cbc")
+        if cbc_binary() is not None and pulp.COIN_CMD(msg=False, path=cbc_binary()).available():
+            names.append("cbc")
     except Exception:  # pulp missing or its CBC not executable
         pass
     if shutil.which("glpsol"):
         names.append("glpk")
     return tuple(names)
+
+
+def cbc_binary() -> str | None:
+    """The CBC executable: the one PuLP ships (PuLP 2 and 3), else a `cbc` on PATH (PuLP 4 ships none;
+    `pip install "pulp[cbc]"` puts one there). Driven through `COIN_CMD`, PuLP's non-deprecated API."""
+    try:
+        from pulp.apis import coin_api
+    except ImportError:
+        return None
+    bundled = getattr(coin_api, "pulp_cbc_path", None)
+    if bundled and os.access(bundled, os.X_OK):
+        return bundled
+    return shutil.which("cbc")
 
 
 def solve_pulp(model, solver: str = "cbc", time_limit: float = 60.0, on_solution=None, seed: int = 0,
@@ -93,19 +104,17 @@ def solve_pulp(model, solver: str = "cbc", time_limit: float = 60.0, on_solution
     prob, cols = build_problem(model, pulp)
     tmp = tempfile.mkdtemp(prefix="exactverify-pulp-")
     try:
-        with warnings.catch_warnings():  # PULP_CBC_CMD (PuLP's bundled CBC) is deprecated from PuLP 3.3 on
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if solver == "cbc":
-                cmd = _command("cbc", msg=False, timeLimit=limit, threads=1,
-                               options=[f"randomSeed {int(seed) + 1}"])
-            else:  # GLPK takes whole seconds
-                cmd = _command("glpk", msg=False, timeLimit=max(1, int(np.ceil(limit))))
-            cmd.tmpDir = tmp
-            try:
-                prob.solve(cmd)
-                raw = cmd.raw_status
-            except pulp.PulpSolverError as e:
-                raw = f"error: {e}"
+        if solver == "cbc":
+            cmd = _command("cbc", msg=False, timeLimit=limit, threads=1, path=cbc_binary(),
+                           options=[f"randomSeed {int(seed) + 1}"])
+        else:  # GLPK takes whole seconds
+            cmd = _command("glpk", msg=False, timeLimit=max(1, int(np.ceil(limit))))
+        cmd.tmpDir = tmp
+        try:
+            prob.solve(cmd)
+            raw = cmd.raw_status
+        except pulp.PulpSolverError as e:
+            raw = f"error: {e}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - start
@@ -156,7 +165,7 @@ def _command(solver: str, **kwargs):
     """A PuLP command object for `solver` whose class also keeps the solver's raw status line."""
     import pulp
 
-    base = pulp.PULP_CBC_CMD if solver == "cbc" else pulp.GLPK_CMD
+    base = pulp.COIN_CMD if solver == "cbc" else pulp.GLPK_CMD
 
     class Capturing(base):
         raw_status = "no solution file"
