@@ -44,7 +44,6 @@ float32 runtime by an ulp.
 from __future__ import annotations
 
 import gzip
-import math
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +53,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ...core.errors import InputError, require_file
 from ...core.network import Affine, MaxGroups, Network, ReLU
+from .chain import Chain, LoweringError, prod
 
 
 def load_onnx(path) -> Network:
@@ -132,11 +132,6 @@ def _read_model(path: Path) -> onnx.ModelProto:
 # Walking the graph
 
 
-class LoweringError(Exception):
-    """A problem with the model found by a lowering helper; the loaders turn it into an
-    InputError naming the file (and node). torch_loader shares these helpers."""
-
-
 _INDEX_OPS = {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice",
               "Gather", "Expand"}
 _ELEMENTWISE_OPS = {"Add", "Sub", "Mul", "Div", "Neg"}
@@ -194,7 +189,7 @@ class _GraphLowering:
         nodes = self._needed_nodes(output)
         self._check_ops(nodes, inp.name)
         used = {name for node in nodes for name in node.input if name} | {output}
-        self.chain = Chain(_prod(input_shape))
+        self.chain = Chain(prod(input_shape))
         with np.errstate(all="ignore"):
             for node in nodes:
                 try:
@@ -377,119 +372,6 @@ def _one_line(e: Exception) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _prod(shape) -> int:
-    return int(math.prod(shape))
-
-
-# ---------------------------------------------------------------------------
-# The chain of IR layers under construction (also used by torch_loader)
-
-
-class Chain:
-    """Accumulates IR layers; data movement is kept as a pending index map.
-
-    The current tensor, flattened, is `last layer output[index]` (or the
-    network input before any layer). Folding the map into a neighbouring
-    Affine only reorders or copies its rows/columns, so weights stay
-    bit-for-bit what the file stores.
-    """
-
-    def __init__(self, n_in: int):
-        self.layers: list = []
-        self.width = n_in  # size of the last layer's output
-        self.index: np.ndarray | None = None  # None means the identity
-
-    @property
-    def size(self) -> int:
-        return self.width if self.index is None else len(self.index)
-
-    def move(self, index) -> None:
-        """The new current tensor is the current one at positions `index`."""
-        index = np.asarray(index, dtype=np.int64).ravel()
-        if self.index is not None:
-            index = self.index[index]
-        self.index = index
-        if len(index) == self.width and np.array_equal(index, np.arange(self.width)):
-            self.index = None
-        elif isinstance(self._last(), Affine) and len(np.unique(index)) == len(index):
-            self._apply_index()  # reorders or drops rows; repeats are left for max_groups to absorb
-
-    def affine(self, weight, bias) -> None:
-        """Append current -> weight @ current + bias."""
-        if weight.shape[1] != self.size:
-            raise LoweringError(f"internal size mismatch: a {weight.shape} map applied to {self.size} values")
-        if self.index is not None:
-            if _is_permutation(self.index, self.width):
-                weight = weight[:, np.argsort(self.index)]
-                self.index = None
-            else:
-                self._apply_index()
-        self.layers.append(Affine(weight, np.asarray(bias, dtype=np.float64)))
-        self.width = weight.shape[0]
-
-    def add(self, shift: np.ndarray) -> None:
-        """Append current -> current + shift, as the bias of a bias-free Affine just before when there is one."""
-        last = self._last()
-        if self.index is None and isinstance(last, Affine) and not np.any(last.bias):
-            self.layers[-1] = Affine(last.weight, np.asarray(shift, dtype=np.float64).copy())
-        else:
-            self.affine(sp.identity(self.size, format="csr"), shift)
-
-    def relu(self) -> None:
-        # ReLU commutes with any index map; only a map that drops values is applied first,
-        # so that no ReLU is spent on a value nobody reads.
-        if self.index is not None and len(np.unique(self.index)) < self.width:
-            self._apply_index()
-        self.layers.append(ReLU(self.width))
-
-    def max_groups(self, groups: np.ndarray) -> None:
-        """Append current -> [max(current[g]) for g in groups]; -1 entries are padding."""
-        groups = np.asarray(groups, dtype=np.int64)
-        if self.index is not None:
-            groups = np.where(groups >= 0, self.index[np.maximum(groups, 0)], -1)
-        groups = _tidy_groups(groups)
-        self.layers.append(MaxGroups(groups, self.width))
-        self.width, self.index = groups.shape[0], None
-
-    def finish(self) -> list:
-        if self.index is not None:
-            self._apply_index()
-        if not self.layers:
-            self._apply_index()  # an identity map: a network needs at least one layer
-        return self.layers
-
-    def _last(self):
-        return self.layers[-1] if self.layers else None
-
-    def _apply_index(self) -> None:
-        """Make the pending index map real: pick rows of the last Affine, or add a 0/1 selection layer."""
-        index = np.arange(self.width) if self.index is None else self.index
-        last = self._last()
-        if isinstance(last, Affine) and self.index is not None:
-            self.layers[-1] = Affine(last.weight[index], last.bias[index])
-        else:
-            n = len(index)
-            weight = sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, self.width))
-            self.layers.append(Affine(weight, np.zeros(n)))
-        self.width, self.index = len(index), None
-
-
-def _is_permutation(index: np.ndarray, n: int) -> bool:
-    return len(index) == n and np.array_equal(np.sort(index), np.arange(n))
-
-
-def _tidy_groups(groups: np.ndarray) -> np.ndarray:
-    """Sort each group, drop repeated members, move the -1 padding to the end, trim the width."""
-    if groups.size == 0 or np.any(np.all(groups < 0, axis=1)):
-        raise LoweringError("a max-pooling window covers only padding")
-    g = np.sort(groups, axis=1)
-    repeated = np.zeros(g.shape, dtype=bool)
-    repeated[:, 1:] = g[:, 1:] == g[:, :-1]
-    g = np.where(repeated | (g < 0), -1, g)
-    g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
-    return np.ascontiguousarray(g[:, : int((g >= 0).sum(axis=1).max())])
-
-
 # ---------------------------------------------------------------------------
 # Lowering input-dependent nodes. Each takes (chain, position of the dynamic
 # input, its shape, the constant inputs (None where absent or dynamic), the
@@ -503,7 +385,7 @@ def _lower_index_op(op):
             raise LoweringError("only the first input may depend on the network input")
         if op == "Dropout" and len(consts) > 2 and consts[2] is not None and bool(np.asarray(consts[2]).any()):
             raise LoweringError("training_mode=true is not supported")
-        positions = np.arange(_prod(x_shape), dtype=np.int64).reshape(x_shape)
+        positions = np.arange(prod(x_shape), dtype=np.int64).reshape(x_shape)
         out = np.asarray(_FOLDERS[op]([positions] + consts[1:], attrs)[0])
         chain.move(out.ravel())
         return out.shape
@@ -521,7 +403,7 @@ def _make_elementwise(op):
             except ValueError:
                 raise LoweringError(f"cannot broadcast shapes {list(x_shape)} and {list(c.shape)}") from None
         if out_shape != tuple(x_shape):  # the constant broadcasts the dynamic tensor up
-            positions = np.arange(_prod(x_shape)).reshape(x_shape)
+            positions = np.arange(prod(x_shape)).reshape(x_shape)
             chain.move(np.broadcast_to(positions, out_shape).ravel())
         c = np.broadcast_to(c, out_shape).ravel()
         if op == "Add":
@@ -538,7 +420,7 @@ def _make_elementwise(op):
             if np.any(c == 0):
                 raise LoweringError("divides by a constant that contains zero")
             scale, shift = 1.0 / c, 0.0
-        n = _prod(out_shape)
+        n = prod(out_shape)
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (n,))
         shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n,))
         if np.all(scale == 1.0):
@@ -570,7 +452,7 @@ def _lower_gemm(chain, k, x_shape, consts, attrs):
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
     if (k == 0 and trans_a) or (k == 1 and trans_b):  # transposing the dynamic operand is data movement
-        chain.move(np.arange(_prod(x_shape)).reshape(x_shape).T.ravel())
+        chain.move(np.arange(prod(x_shape)).reshape(x_shape).T.ravel())
         x_shape = tuple(reversed(x_shape))
     if k == 0:
         b = _constant(consts[1], "B")
@@ -580,7 +462,7 @@ def _lower_gemm(chain, k, x_shape, consts, attrs):
         weight, out_shape = matmul_left(a.T if trans_a else a, x_shape, require_2d=True)
     if alpha != 1.0:
         weight = weight * alpha
-    bias = np.zeros(_prod(out_shape))
+    bias = np.zeros(prod(out_shape))
     if len(consts) > 2 and consts[2] is not None and beta != 0.0:
         c = np.asarray(consts[2], dtype=np.float64)
         try:
@@ -666,8 +548,8 @@ def _lower_reducemax(chain, k, x_shape, consts, attrs):
         axes = list(range(len(x_shape)))
     axes = sorted({_axis(a, len(x_shape)) for a in axes})
     kept = [d for d in range(len(x_shape)) if d not in axes]
-    positions = np.arange(_prod(x_shape)).reshape(x_shape).transpose(kept + axes)
-    chain.max_groups(positions.reshape(_prod([x_shape[d] for d in kept]), -1))
+    positions = np.arange(prod(x_shape)).reshape(x_shape).transpose(kept + axes)
+    chain.max_groups(positions.reshape(prod([x_shape[d] for d in kept]), -1))
     if attrs.get("keepdims", 1):
         return tuple(1 if d in axes else x_shape[d] for d in range(len(x_shape)))
     return tuple(x_shape[d] for d in kept)
@@ -723,7 +605,7 @@ def matmul_right(x_shape, c: np.ndarray, require_2d: bool = False):
         raise LoweringError(f"cannot multiply a tensor of shape {list(x_shape)} by a constant of shape {list(c.shape)}")
     if x_shape[-1] != c.shape[0]:
         raise LoweringError(f"shapes {list(x_shape)} and {list(c.shape)} do not match for matrix multiplication")
-    rows = _prod(x_shape[:-1])
+    rows = prod(x_shape[:-1])
     block = c.T if c.ndim == 2 else c[None, :]
     out_shape = x_shape[:-1] + c.shape[1:]
     return _block_diagonal(block, rows), out_shape
@@ -741,7 +623,7 @@ def matmul_left(c: np.ndarray, x_shape, require_2d: bool = False):
     block = c if c.ndim == 2 else c[None, :]
     if len(x_shape) == 1:
         return block.copy(), c.shape[:-1]
-    batch, cols = _prod(x_shape[:-2]), x_shape[-1]
+    batch, cols = prod(x_shape[:-2]), x_shape[-1]
     inner = block if cols == 1 else sp.kron(block, sp.identity(cols), format="csr")
     out_shape = x_shape[:-2] + c.shape[:-1] + (cols,)
     return _block_diagonal(inner, batch), out_shape
@@ -882,7 +764,7 @@ def batchnorm_affine(x_shape, scale, bias, mean, var, eps: float):
     if np.any(var + eps <= 0):
         raise LoweringError("variance + epsilon is not positive")
     factor = scale / np.sqrt(var + eps)
-    channel_of = (np.arange(_prod(x_shape)) // _prod(x_shape[2:])) % channels
+    channel_of = (np.arange(prod(x_shape)) // prod(x_shape[2:])) % channels
     return factor[channel_of], (bias - mean * factor)[channel_of]
 
 
@@ -934,7 +816,7 @@ def _fold_flatten(ins, attrs):
         raise LoweringError(f"axis {axis} is out of range for rank {x.ndim}")
     if axis < 0:
         axis += x.ndim
-    return [x.reshape(_prod(x.shape[:axis]), _prod(x.shape[axis:]))]
+    return [x.reshape(prod(x.shape[:axis]), prod(x.shape[axis:]))]
 
 
 def _fold_squeeze(ins, attrs):
