@@ -39,6 +39,14 @@ Weights that are not copies of stored values: Gemm with alpha != 1, Div
 (stored as 1/c), BatchNormalization and AveragePool (1/count). These are exact
 in float64 arithmetic on the real-valued network, but may differ from a
 float32 runtime by an ulp.
+
+The package
+-----------
+This module reads the file and writes networks out. The lowering itself is,
+from the top down: `graph` (the walk over the nodes and its checks), `ops`
+(one lowering per supported op), `folding` (numpy evaluation of constant
+nodes), `matrices` (the affine maps of convolution, pooling, matmul and batch
+normalisation) and `chain` (the IR layers under construction).
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ from ...core.network import Affine, MaxGroups, ReLU
 
 class LoweringError(Exception):
     """A problem with the model found by a lowering helper; the loaders turn it into an
-    InputError naming the file (and node). torch_loader shares these helpers."""
+    InputError naming the file (and node). torch_module shares these helpers."""
 
 
 def prod(shape) -> int:
+    """The number of elements of a tensor of this shape, as a Python int."""
     return int(math.prod(shape))
 
 
@@ -40,6 +41,7 @@ class Chain:
 
     @property
     def size(self) -> int:
+        """The length of the current tensor, flattened."""
         return self.width if self.index is None else len(self.index)
 
     def move(self, index) -> None:
@@ -75,6 +77,7 @@ class Chain:
             self.affine(sp.identity(self.size, format="csr"), shift)
 
     def relu(self) -> None:
+        """Append current -> max(current, 0)."""
         # ReLU commutes with any index map; only a map that drops values is applied first,
         # so that no ReLU is spent on a value nobody reads.
         if self.index is not None and len(np.unique(self.index)) < self.width:
@@ -91,6 +94,7 @@ class Chain:
         self.width, self.index = groups.shape[0], None
 
     def finish(self) -> list:
+        """Make any pending index map real and return the layers (at least one)."""
         if self.index is not None:
             self._apply_index()
         if not self.layers:

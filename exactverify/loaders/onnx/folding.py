@@ -14,6 +14,7 @@ from .chain import LoweringError, prod
 
 
 def normalize_axis(a, rank: int) -> int:
+    """Axis `a` (negative counts from the end) of a rank-`rank` tensor as an index in [0, rank)."""
     a = int(a)
     if not -rank <= a < rank:
         raise LoweringError(f"axis {a} is out of range for rank {rank}")

@@ -40,6 +40,8 @@ _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, Tens
 
 
 class GraphLowering:
+    """Lowers one ONNX model into a `Network`; problems are raised as InputError naming `path`."""
+
     def __init__(self, model: onnx.ModelProto, path: Path):
         self.model = model
         self.graph = model.graph
@@ -49,9 +51,11 @@ class GraphLowering:
         self.current: str = ""  # the dynamic tensor the chain has reached
 
     def fail(self, problem: str):
+        """Raise `problem` as an InputError naming the file."""
         raise InputError(self.path, problem)
 
     def run(self) -> Network:
+        """Fold the constants, lower the chain from the one input to the one output, and return the network."""
         graph = self.graph
         self._load_initializers()
         inp = self._dynamic_input()
@@ -245,6 +249,7 @@ def _attributes(node) -> dict:
 
 
 def one_line(e: Exception) -> str:
+    """An exception as one line for an error message: its type and its first 200 characters."""
     text = " ".join(str(e).split())
     if len(text) > 200:
         text = text[:200] + "..."

@@ -1,10 +1,11 @@
 """Affine maps and max groups of the common layers, shared by the ONNX and torch loaders.
 
 Each builder takes the shape of the tensor it reads (batch size 1) and the
-layer's constants, and returns the layer as a weight matrix (dense or CSR) and
-bias, or as MaxGroups indices, with the output shape: matrix multiplication by
-a constant on either side, 2-D convolution, average and max pooling over
-sliding windows, and inference-mode batch normalisation.
+layer's constants, and returns the layer in IR terms: matrix multiplication by
+a constant on either side and 2-D convolution as a weight matrix (dense or
+CSR), average pooling as a CSR matrix and max pooling as MaxGroups indices
+(both over the sliding windows of `windows`), and inference-mode batch
+normalisation as a per-element scale and shift.
 """
 
 from __future__ import annotations
