@@ -20,7 +20,8 @@ import scipy.sparse as sp
 
 from ..core.errors import InputError
 from ..core.network import Network
-from .onnx import Chain, LoweringError, avgpool_matrix, batchnorm_affine, conv_matrix, matmul_right, maxpool_groups
+from .onnx.chain import Chain, LoweringError
+from .onnx.matrices import avgpool_matrix, batchnorm_affine, conv_matrix, matmul_right, maxpool_groups
 
 
 def from_torch(module, input_shape) -> Network:
