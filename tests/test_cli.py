@@ -74,6 +74,72 @@ def test_help_lists_commands_and_verdicts():
         assert word in r.stdout
 
 
+def test_python_dash_m_exactverify_is_the_command_line():
+    r = subprocess.run([sys.executable, "-m", "exactverify", "--version"], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("exactverify "), r.stderr
+
+
+def _subparsers():
+    import argparse
+
+    from exactverify.cli.app import build_parser
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def _option(parser, flag):
+    return next((a for a in parser._actions if flag in a.option_strings), None)
+
+
+def test_every_command_has_json_and_shared_options_read_the_same():
+    commands = _subparsers()
+    assert set(commands) == {"verify", "bench", "info", "export", "robustness", "certify", "validate", "audit"}
+    for flag in ("--json", "--markdown", "--tightening", "--solver", "--domain", "--scale", "--ground-truth"):
+        found = {(a.metavar, a.help) for a in (_option(p, flag) for p in commands.values()) if a is not None}
+        assert len(found) == 1, (flag, found)
+    assert all(_option(p, "--json") is not None for p in commands.values())
+    for name, p in commands.items():  # --progress and --no-progress wherever there is progress to show
+        if _option(p, "--no-progress") is not None:
+            assert _option(p, "--progress") is _option(p, "--no-progress"), name
+
+
+def test_tightening_choices_are_the_search_stages():
+    from exactverify.cli.options import TIGHTENING
+    from exactverify.search.tightening import STAGES
+
+    assert TIGHTENING == STAGES
+
+
+def test_help_loads_no_bounds_search_or_solver():
+    """`exactverify --help` builds every command's parser; the heavy layers load only when a command runs."""
+    code = ("import sys; from exactverify.cli.app import build_parser; build_parser(); "
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('highspy', 'z3', 'pulp', 'onnx', 'torch') "
+            "or m.split('.')[:2] in (['exactverify', p] for p in ('bounds', 'search', 'metrics', 'encodings', "
+            "'loaders', 'training'))]; print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)
+
+
+def test_command_modules_import_only_options():
+    """cli/ modules stay independent: each imports the layers below and cli/options.py, never another command."""
+    import ast
+
+    cli_dir = REPO / "exactverify" / "cli"
+    commands = {p.stem for p in cli_dir.glob("*.py")} - {"__init__", "app", "options"}
+    for path in cli_dir.glob("*.py"):
+        if path.stem == "app":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                assert set(names) <= {"options"}, (path.name, names)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                full = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(f.startswith("exactverify.cli") for f in full), (path.name, full)
+    assert commands == {"verify", "bench", "info", "export", "robustness", "certify", "validate", "audit"}
+
+
 def test_bench_counts_agreement(tmp_path, absnet):
     (tmp_path / "sat.vnnlib").write_text(vnnlib(y_at_least=0.5))
     (tmp_path / "unsat.vnnlib").write_text(vnnlib(y_at_least=1.5))
@@ -185,6 +251,11 @@ def test_instances_csv_pointing_at_missing_file(tmp_path, absnet):
     (tmp_path / "inst.csv").write_text("abs.onnx,missing.vnnlib,30\n")
     out = tmp_path / "results.csv"
     assert_clean_error(cli("bench", tmp_path / "inst.csv", "--out", out, "--no-progress"), "missing.vnnlib", out=out)
+
+
+def test_bench_bad_filter_is_bad_input(tmp_path, absnet):
+    (tmp_path / "inst.csv").write_text("abs.onnx,p.vnnlib,30\n")
+    assert_clean_error(cli("bench", tmp_path / "inst.csv", "--filter", "(", "--no-progress"), "--filter")
 
 
 def test_package_verify_stays_the_function_after_submodules_load():

@@ -203,6 +203,18 @@ def test_export_bad_selection_is_one_line_exit_2(tmp_path, capsys, extra, messag
     assert not os.listdir(tmp_path)
 
 
+def test_export_json_lists_the_written_files(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "export.json"
+    assert main(_toy_args(tmp_path, "lp", "--json", str(out))) == 0
+    printed = capsys.readouterr().out.split()
+    report = json.loads(out.read_text())
+    assert [f["path"] for f in report["files"]] == printed
+    assert [(f["case"], f["disjunct"]) for f in report["files"]] == [(0, 0), (0, 1)]
+    assert report["format"] == "lp" and report["tightening"] == "crown"
+
+
 def test_export_missing_output_directory_is_exit_2(tmp_path, capsys):
     args = _toy_args(tmp_path, "lp")
     args[-1] = str(tmp_path / "nope" / "toy.lp")

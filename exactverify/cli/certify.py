@@ -22,32 +22,99 @@ best of three runs).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..core.errors import InputError
+from . import options
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
+def register(sub) -> None:
+    """Add the `certify` command to the subparsers `sub`."""
+    p = sub.add_parser(
         "certify", help="one-pass Lipschitz robustness certificates for a data set",
         description="Certify every point of DATA with the one-pass Lipschitz certificate (GloRo): standard, "
                     "relaxed top-K, or affinity robustness on the --norm ball of radius --eps. A certified point "
                     "is robust (the bound is sound); an uncertified one may or may not be.")
-    p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
-    p.add_argument("data", help=".npz with arrays x, y, or a csv of rows label,p0,p1,...")
-    p.add_argument("--eps", type=float, required=True, metavar="E", help="radius of the ball")
-    p.add_argument("--norm", choices=["2", "inf"], default="2", help="norm of the ball (default 2)")
+    options.add_network(p)
+    options.add_data(p)
+    options.add_eps(p, several=False, required=True)
+    options.add_norm(p, choices=("2", "inf"), default="2")
     p.add_argument("--mode", nargs="+", default=["standard"], metavar="MODE",
                    help="standard (default) | topk K | affinity GROUPS (e.g. 'affinity 0,6 3,5,8')")
-    p.add_argument("--scale", type=float, default=1.0, metavar="S", help="divide every input value by S (default 1)")
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N points")
-    p.add_argument("--json", metavar="OUT", help="write per-point certificates and the summary as JSON")
+    options.add_scale(p)
+    options.add_limit(p)
+    options.add_json(p)
     p.add_argument("--summary-only", action="store_true", help="print the summary but not the per-point lines")
-    p.set_defaults(run=run_certify)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Certify every point, print the per-point lines and the summary, write --json."""
+    import numpy as np
+
+    from ..bounds.lipschitz import certify_batch, margin_lipschitz
+    from ..loaders import load_network
+
+    if not np.isfinite(args.eps) or args.eps < 0:
+        raise InputError(None, f"--eps must be finite and >= 0, got {args.eps}")
+    mode, k, groups = parse_mode(args.mode)
+    net = load_network(args.network)
+    X, labels = load_data(args.data, net.input_size, args.scale)
+    if args.limit is not None:
+        if args.limit < 0:
+            raise InputError(None, f"--limit must be >= 0, got {args.limit}")
+        X, labels = X[:args.limit], labels[:args.limit]
+    n_out = net.output_size
+    if np.any(labels < 0) or np.any(labels >= n_out):
+        raise InputError(args.data, f"labels must lie in 0..{n_out - 1} (the network has {n_out} outputs)")
+    if groups is not None:
+        bad = [c for g in groups for c in g if c < 0 or c >= n_out]
+        if bad:
+            raise InputError(None, f"--mode affinity: class {bad[0]} is outside 0..{n_out - 1}")
+
+    t0 = time.perf_counter()
+    K = margin_lipschitz(net, args.norm)
+    k_seconds = time.perf_counter() - t0
+    batch = certify_batch(net, X, args.eps, norm=args.norm, mode=mode, k=k, groups=groups, K=K)
+    # timings: the best of three runs each, so that first-call overheads do not count
+    cert_seconds = min([batch.seconds] + [certify_batch(net, X, args.eps, norm=args.norm, mode=mode, k=k,
+                                                        groups=groups, K=K).seconds for _ in range(2)])
+    fwd = forward_seconds(net, X)
+
+    pred = batch.predicted
+    correct = pred == labels
+    vra_hits = batch.label_in_set(labels)  # standard: certified and predicted == label
+    n = len(X)
+    summary = {
+        "network": str(args.network), "data": str(args.data), "points": n, "eps": args.eps, "norm": args.norm,
+        "mode": mode, "k": k, "groups": groups,
+        "clean_accuracy": float(correct.mean()) if n else 0.0,
+        "certified_fraction": float(batch.certified.mean()) if n else 0.0,
+        "vra": float(vra_hits.mean()) if n else 0.0,
+        "certified_k_counts": {str(int(c)): int(v) for c, v in zip(*np.unique(batch.k[batch.certified],
+                                                                             return_counts=True))},
+        "lipschitz_seconds": k_seconds, "certify_seconds": cert_seconds, "forward_seconds": fwd,
+        "certify_over_forward": cert_seconds / fwd if fwd > 0 else None,
+        "max_margin_lipschitz": float(np.max(K)) if K.size else 0.0,
+    }
+    if not args.summary_only:
+        print("index label predicted certified k top_set margin")
+        for i in range(n):
+            finite = batch.margins[i][np.isfinite(batch.margins[i])]
+            m = float(finite.min()) if finite.size else float("inf")
+            top = batch.top_set(i)
+            ts = "-" if top is None else ",".join(map(str, top))
+            print(f"{i} {labels[i]} {pred[i]} {'yes' if batch.certified[i] else 'no'} {batch.k[i]} {ts} {m:.6g}")
+    print(format_summary(summary))
+    if args.json:
+        points = []
+        for i in range(n):
+            c = batch.point(i).as_dict()
+            c.pop("seconds", None)
+            points.append({"index": i, "label": int(labels[i]), **c, "vra": bool(vra_hits[i])})
+        options.write_json(args.json, {"summary": summary, "points": points}, indent=1)
+    return 0
 
 
 def parse_mode(tokens) -> tuple:
@@ -107,72 +174,6 @@ def load_data(path, n_inputs: int, scale: float = 1.0):
     return load_dataset(path, scale=scale, n_inputs=n_inputs)
 
 
-def run_certify(args) -> int:
-    from ..loaders import load_network
-    from ..core.files import write_atomic
-    from ..bounds.lipschitz import certify_batch, margin_lipschitz
-
-    if not np.isfinite(args.eps) or args.eps < 0:
-        raise InputError(None, f"--eps must be finite and >= 0, got {args.eps}")
-    mode, k, groups = parse_mode(args.mode)
-    net = load_network(args.network)
-    X, labels = load_data(args.data, net.input_size, args.scale)
-    if args.limit is not None:
-        if args.limit < 0:
-            raise InputError(None, f"--limit must be >= 0, got {args.limit}")
-        X, labels = X[:args.limit], labels[:args.limit]
-    n_out = net.output_size
-    if np.any(labels < 0) or np.any(labels >= n_out):
-        raise InputError(args.data, f"labels must lie in 0..{n_out - 1} (the network has {n_out} outputs)")
-    if groups is not None:
-        bad = [c for g in groups for c in g if c < 0 or c >= n_out]
-        if bad:
-            raise InputError(None, f"--mode affinity: class {bad[0]} is outside 0..{n_out - 1}")
-
-    t0 = time.perf_counter()
-    K = margin_lipschitz(net, args.norm)
-    k_seconds = time.perf_counter() - t0
-    batch = certify_batch(net, X, args.eps, norm=args.norm, mode=mode, k=k, groups=groups, K=K)
-    # timings: the best of three runs each, so that first-call overheads do not count
-    cert_seconds = min([batch.seconds] + [certify_batch(net, X, args.eps, norm=args.norm, mode=mode, k=k,
-                                                        groups=groups, K=K).seconds for _ in range(2)])
-    fwd = forward_seconds(net, X)
-
-    pred = batch.predicted
-    correct = pred == labels
-    vra_hits = batch.label_in_set(labels)  # standard: certified and predicted == label
-    n = len(X)
-    summary = {
-        "network": str(args.network), "data": str(args.data), "points": n, "eps": args.eps, "norm": args.norm,
-        "mode": mode, "k": k, "groups": groups,
-        "clean_accuracy": float(correct.mean()) if n else 0.0,
-        "certified_fraction": float(batch.certified.mean()) if n else 0.0,
-        "vra": float(vra_hits.mean()) if n else 0.0,
-        "certified_k_counts": {str(int(c)): int(v) for c, v in zip(*np.unique(batch.k[batch.certified],
-                                                                             return_counts=True))},
-        "lipschitz_seconds": k_seconds, "certify_seconds": cert_seconds, "forward_seconds": fwd,
-        "certify_over_forward": cert_seconds / fwd if fwd > 0 else None,
-        "max_margin_lipschitz": float(np.max(K)) if K.size else 0.0,
-    }
-    if not args.summary_only:
-        print("index label predicted certified k top_set margin")
-        for i in range(n):
-            finite = batch.margins[i][np.isfinite(batch.margins[i])]
-            m = float(finite.min()) if finite.size else float("inf")
-            top = batch.top_set(i)
-            ts = "-" if top is None else ",".join(map(str, top))
-            print(f"{i} {labels[i]} {pred[i]} {'yes' if batch.certified[i] else 'no'} {batch.k[i]} {ts} {m:.6g}")
-    print(format_summary(summary))
-    if args.json:
-        points = []
-        for i in range(n):
-            c = batch.point(i).as_dict()
-            c.pop("seconds", None)
-            points.append({"index": i, "label": int(labels[i]), **c, "vra": bool(vra_hits[i])})
-        write_atomic(args.json, json.dumps({"summary": summary, "points": points}, indent=1) + "\n")
-    return 0
-
-
 def forward_seconds(net, X, repeats: int = 3) -> float:
     """The best of `repeats` plain float64 forward passes of the whole batch."""
     best = float("inf")
@@ -184,6 +185,7 @@ def forward_seconds(net, X, repeats: int = 3) -> float:
 
 
 def format_summary(s: dict) -> str:
+    """The summary lines printed after the per-point lines."""
     mode = s["mode"] + (f" {s['k']}" if s["mode"] == "topk" else "")
     if s["mode"] == "affinity":
         mode += " " + " ".join(",".join(map(str, g)) for g in s["groups"])
@@ -198,8 +200,3 @@ def format_summary(s: dict) -> str:
         + (f" (ratio {ratio:.2f})" if ratio is not None else ""),
     ]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .app import main
-    sys.exit(main(["certify", *sys.argv[1:]]))

@@ -25,49 +25,53 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import options
+
 FORMATS = ("lp", "mps", "smt2")
 
 
-def register(subparsers) -> None:
-    from ..search.tightening import STAGES
-
-    p = subparsers.add_parser(
+def register(sub) -> None:
+    """Add the `export` command to the subparsers `sub`."""
+    p = sub.add_parser(
         "export", help="write the MILP (lp, mps) or SMT (smt2) encoding for other solvers",
         description="Write the exact problem verify would solve for each (case, disjunct) of PROPERTY: the big-M "
                     "MILP as CPLEX LP or free MPS, or the SMT-LIB2 (QF_LRA) encoding. The property is unsat iff "
                     "every written problem is infeasible (unsat).")
-    p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
-    p.add_argument("property", help="VNN-LIB property file")
+    options.add_network(p)
+    options.add_property(p)
     p.add_argument("--format", choices=FORMATS, required=True, help="lp, mps (MILP) or smt2 (SMT-LIB2)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file; with several (case, disjunct) parts, FILE.c{I}.d{J}.EXT per part")
-    p.add_argument("--tightening", choices=STAGES, default="crown",
-                   help="bound tightening before encoding, as for verify (default crown)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="time budget for lp/milp tightening: 30%% of it, as verify uses (default 60)")
+    options.add_tightening(p)
+    options.add_timeout(p, per="instance, as for verify: lp and milp tightening use 30%% of it")
     p.add_argument("--case", type=int, metavar="I", help="only case I (0-based)")
     p.add_argument("--disjunct", type=int, metavar="J", help="only disjunct J (0-based) of each selected case")
-    p.set_defaults(run=run_export)
+    options.add_json(p)
+    p.set_defaults(run=run)
 
 
-def run_export(args) -> int:
+def run(args) -> int:
+    """Write one encoding per selected (case, disjunct), print the paths, write --json."""
+    from ..core.files import write_atomic
     from ..loaders import load_network
     from ..loaders.vnnlib import load_vnnlib
-    from ..core.files import write_atomic
 
     net = load_network(args.network)
     prop = load_vnnlib(args.property)
     prop.validate(net)
     parts = select_parts(prop, args.case, args.disjunct, args.property)
-    texts = export_texts(net, prop, args.format, parts, tightening=args.tightening, timeout=args.timeout)
     paths = output_paths(args.output, parts, len(parts) == 1)
-    for path in paths:  # check every destination before writing any
-        if not Path(path).parent.is_dir():
-            from ..core.errors import InputError
-            raise InputError(path, f"output directory {Path(path).parent} does not exist")
+    options.check_outputs(*paths, args.json)  # every destination before tightening and writing any
+    stage = options.tightening(args)
+    texts = export_texts(net, prop, args.format, parts, tightening=stage, timeout=args.timeout)
     for path, text in zip(paths, texts):
         write_atomic(path, text)
         print(path)
+    if args.json:
+        options.write_json(args.json, {
+            "network": str(args.network), "property": str(args.property), "format": args.format,
+            "tightening": stage, "timeout": args.timeout,
+            "files": [{"case": ci, "disjunct": di, "path": path} for (ci, di), path in zip(parts, paths)]})
     return 0
 
 
@@ -93,6 +97,7 @@ def select_parts(prop, case=None, disjunct=None, source=None) -> list:
 
 
 def output_paths(output, parts, single: bool) -> list:
+    """The file of each part: FILE itself for a single part, else FILE with .c{I}.d{J} before its extension."""
     output = Path(output)
     if single:
         return [str(output)]
@@ -131,6 +136,7 @@ def export_models(network, prop, fmt: str, parts, tightening: str = "crown", tim
 
 
 def export_texts(network, prop, fmt: str, parts, tightening: str = "crown", timeout: float = 60.0) -> list:
+    """The text of each part's file: the model in `fmt`, headed by comments saying what it is."""
     from ..encodings.writers import to_lp, to_mps
 
     models = export_models(network, prop, fmt, parts, tightening, timeout)

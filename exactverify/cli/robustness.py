@@ -15,34 +15,32 @@ removed once the JSON report is written.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import sys
-from pathlib import Path
+
+from . import options
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
+def register(sub) -> None:
+    """Add the `robustness` command to the subparsers `sub`."""
+    p = sub.add_parser(
         "robustness", help="exact pointwise robustness and adversarial frequency/severity over a dataset",
         description="Exact pointwise robustness rho (Bastani et al. 2016) of every point of DATA: the distance "
                     "from the point to the nearest input that some other class scores at least as high as the "
                     "label. Reports a proven bracket [lower, upper] per point (exact when they agree to "
                     "1e-6 max(1, rho)), a counterexample at the upper bound that re-checks in float64 and float32, and "
                     "per --eps the adversarial frequency and severity over the correctly classified points.")
-    p.add_argument("network", help="ONNX (.onnx) or Marabou (.nnet) network")
-    p.add_argument("data", help=".npz with arrays x and y, or csv rows 'label,p0,p1,...'")
-    p.add_argument("--norm", choices=["inf", "1", "2"], default="inf", help="the norm of the radius (default inf)")
-    p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"),
-                   help="confine inputs to [LO, HI] (e.g. 0 1 for pixels)")
-    p.add_argument("--eps", nargs="+", type=float, default=[], metavar="E",
-                   help="radii at which to report adversarial frequency and severity")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit per point (default 60)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N points")
-    p.add_argument("--scale", type=float, metavar="S", help="divide the inputs by S (e.g. 255 for 0..255 pixels)")
-    p.add_argument("--json", metavar="OUT", help="write every point and the metrics as JSON")
-    p.add_argument("--plot", metavar="PNG", help="plot the number of points with rho <= eps against eps")
+    options.add_network(p)
+    options.add_data(p)
+    options.add_norm(p, choices=("inf", "1", "2"), default="inf")
+    options.add_domain(p)
+    options.add_eps(p, several=True, required=False)
+    options.add_timeout(p, per="point")
+    options.add_workers(p, over="the points", default=1)
+    options.add_limit(p)
+    options.add_scale(p, default=None)  # None, not 1: "forgot --scale?" is only suggested when it was not given
+    options.add_json(p)
+    options.add_plot(p, what="the number of points with rho <= eps against eps")
     p.add_argument("--baseline", action="store_true",
                    help="also compute Bastani et al.'s estimate (LP in the linear region of each point)")
     p.add_argument("--resume", metavar="JSONL",
@@ -50,14 +48,14 @@ def register(subparsers) -> None:
                         "(default OUT.progress.jsonl with --json)")
     p.add_argument("--disjunction", choices=["per_class", "binary"], default="per_class",
                    help=argparse.SUPPRESS)  # the MILP formulation of the label change (for measurements)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_robustness)
+    options.add_progress(p, default=True)
+    p.set_defaults(run=run)
 
 
-def run_robustness(args) -> int:
-    from ..loaders import load_network
-    from ..core.files import json_default, write_atomic
+def run(args) -> int:
+    """Bracket rho for every point, print the report, write --json and --plot."""
     from ..core.errors import InputError
+    from ..loaders import load_network
     from ..metrics.radius import dataset_robustness, load_dataset, plot_metrics
 
     net = load_network(args.network)
@@ -82,20 +80,19 @@ def run_robustness(args) -> int:
     for eps in args.eps:
         if not (eps >= 0 and math.isfinite(eps)):
             raise InputError(None, f"--eps values must be nonnegative, not {eps:g}")
-    for out in (args.json, args.plot):
-        if out and not Path(out).parent.exists():
-            raise InputError(out, f"output directory {Path(out).parent} does not exist")
+    options.check_outputs(args.json, args.plot)
     resume = args.resume or (f"{args.json}.progress.jsonl" if args.json else None)
 
     report = dataset_robustness(net, X, y, norm=args.norm, domain=domain, eps_list=args.eps, timeout=args.timeout,
-                                workers=args.workers, resume_path=resume, progress=not args.no_progress,
+                                workers=options.resolve_workers(args.workers), resume_path=resume,
+                                progress=args.progress,
                                 baseline=args.baseline, disjunction=args.disjunction)
     report["config"]["network"] = str(args.network)
     report["config"]["data"] = str(args.data)
     report["config"]["scale"] = args.scale
     print(format_report(report))
     if args.json:
-        write_atomic(args.json, json.dumps(report, indent=1, default=json_default) + "\n")
+        options.write_json(args.json, report, indent=1)
         if not args.resume and os.path.exists(resume):
             os.unlink(resume)
     if args.plot:
@@ -104,6 +101,7 @@ def run_robustness(args) -> int:
 
 
 def format_report(report: dict) -> str:
+    """The lines printed at the end of a run: counts, rho's status, and per eps the metrics."""
     s = report["summary"]
     norm = report["config"]["norm"]
     lines = [f"points: {s['points']}  correctly classified: {s['correct']}  "
@@ -130,7 +128,3 @@ def format_report(report: dict) -> str:
                      f"severity {stxt}{extra}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .app import main
-    sys.exit(main(["robustness", *sys.argv[1:]]))

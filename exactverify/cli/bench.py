@@ -1,0 +1,44 @@
+"""`exactverify bench INSTANCES_CSV`: run a VNN-COMP style instances csv and summarise the verdicts."""
+
+from __future__ import annotations
+
+from . import options
+
+
+def register(sub) -> None:
+    """Add the `bench` command to the subparsers `sub`."""
+    p = sub.add_parser("bench", help="run a VNN-COMP style instances csv",
+                       description="Run every instance of a VNN-COMP instances csv (network,property,timeout; "
+                                   "paths relative to the csv) and summarise. With --ground-truth, count verdicts "
+                                   "that agree with and contradict the expected ones.")
+    p.add_argument("instances", metavar="INSTANCES_CSV")
+    options.add_ground_truth(p)
+    options.add_out(p, metavar="RESULTS_CSV")
+    options.add_json(p)
+    options.add_timeout(p, per="instance", default=None, default_text="each instance's own, from the csv")
+    options.add_tightening(p)
+    options.add_solver(p)
+    options.add_workers(p, over="the instances", default=0)
+    options.add_filter(p, unit="instances")
+    options.add_limit(p, unit="instances (after --filter)")
+    options.add_progress(p, default=True)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Run the instances, print the summary, write --out (csv) and --json."""
+    from ..metrics.bench import format_summary, run_instances
+
+    if args.filter:
+        options.compile_filter(args.filter)  # a bad pattern is bad input, not a crash inside the run
+    report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
+                           bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
+                           progress=args.progress, workers=args.workers,
+                           verify_options={"tightening": options.tightening(args), "solver": args.solver})
+    print(format_summary(report))
+    if args.out:
+        from ..core.files import write_atomic
+        write_atomic(args.out, report.to_csv())
+    if args.json:
+        options.write_json(args.json, report.as_dict())
+    return 0

@@ -1,0 +1,193 @@
+"""The options that several commands share, each defined here once: one flag, one metavar, one help text.
+
+A command adds them with `add_*(parser, ...)`. Where commands differ on purpose
+(the default, or the unit a limit counts), the difference is an argument here,
+so that `--timeout` or `--workers` means the same thing in every command.
+The few helpers after the options turn shared option values into what the
+commands pass on (`tightening`, `resolve_workers`, `compile_filter`), check
+output paths before a long run, and write the `--json` file.
+
+Nothing heavy is imported at module level: every command's parser is built for
+`exactverify --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# search.tightening.STAGES, copied because importing that module loads the bounds and solvers
+# (tests/test_cli.py checks that the two agree)
+TIGHTENING = ("interval", "crown", "lp", "milp")
+
+
+# ---------------------------------------------------------------- inputs
+
+def add_network(p) -> None:
+    """The NETWORK positional argument."""
+    p.add_argument("network", metavar="NETWORK", help="ONNX (.onnx) or Marabou (.nnet) network")
+
+
+def add_property(p, optional: bool = False) -> None:
+    """The PROPERTY positional argument (optional for `info`)."""
+    p.add_argument("property", metavar="PROPERTY", nargs="?" if optional else None,
+                   help="VNN-LIB property file (states the unsafe condition)")
+
+
+def add_data(p) -> None:
+    """The DATA positional argument: labelled points."""
+    p.add_argument("data", metavar="DATA", help=".npz with arrays x and y, or a csv of rows label,p0,p1,...")
+
+
+def add_scale(p, default: float | None = 1.0) -> None:
+    """`--scale S`: divide every input value of DATA by S."""
+    p.add_argument("--scale", type=float, default=default, metavar="S",
+                   help="divide every input value by S, e.g. 255 for 0..255 pixels (default: values as stored)")
+
+
+def add_limit(p, unit: str = "points") -> None:
+    """`--limit N`: only the first N items (points, instances) of the input."""
+    p.add_argument("--limit", type=int, metavar="N", help=f"only the first N {unit}")
+
+
+def add_filter(p, unit: str) -> None:
+    """`--filter REGEX`: only the items whose 'network property' matches."""
+    p.add_argument("--filter", metavar="REGEX", help=f"only {unit} whose 'network property' matches REGEX")
+
+
+def add_ground_truth(p) -> None:
+    """`--ground-truth CSV`: expected answers to compare with."""
+    p.add_argument("--ground-truth", metavar="CSV",
+                   help="csv with columns network, property, expected: count the answers that agree with it "
+                        "and those that contradict it")
+
+
+# ---------------------------------------------------------------- the question asked
+
+def add_eps(p, several: bool, required: bool) -> None:
+    """`--eps E` (or `--eps E [E ...]`): the radius of the ball around each point."""
+    if several:
+        p.add_argument("--eps", type=float, nargs="+", required=required, default=None if required else [],
+                       metavar="E", help="radii of the --norm balls around each point")
+    else:
+        p.add_argument("--eps", type=float, required=required, metavar="E",
+                       help="radius of the --norm ball around each point")
+
+
+def add_norm(p, choices: tuple, default: str) -> None:
+    """`--norm`: the norm of the balls; each command offers the norms it can answer for."""
+    p.add_argument("--norm", choices=choices, default=default,
+                   help=f"the norm of the ball: {', '.join(choices)} (default {default})")
+
+
+def add_domain(p) -> None:
+    """`--domain LO HI`: the box every input lives in."""
+    p.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="the input domain: every input value lies in [LO, HI] and every ball is clipped to it "
+                        "(e.g. 0 1 for pixels)")
+
+
+# ---------------------------------------------------------------- how it is answered
+
+def add_timeout(p, per: str, default: float | None = 60.0, default_text: str | None = None) -> None:
+    """`--timeout S`: the time limit in seconds for each exact question (`per` names it)."""
+    shown = f": {default_text}" if default_text else f" {default:g}"
+    p.add_argument("--timeout", type=float, default=default, metavar="S",
+                   help=f"time limit in seconds per {per} (default{shown})")
+
+
+def add_tightening(p) -> None:
+    """`--tightening T` (and its older, hidden name `--bounds`): how the big-M bounds are tightened."""
+    p.add_argument("--tightening", choices=TIGHTENING, default="crown",
+                   help="how far the per-neuron bounds (the big-M constants) are tightened before the MILP: "
+                        "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
+                        "up to 30%% of the time limit)")
+    p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)
+
+
+def add_solver(p) -> None:
+    """`--solver`: the exact back end; the names come from the solver registry."""
+    from ..solvers import SOLVERS  # a light module: the back ends load on first use
+    p.add_argument("--solver", choices=SOLVERS, default="highs",
+                   help=f"exact back end: {', '.join(SOLVERS)} (default highs)")
+
+
+def add_workers(p, over: str, default: int) -> None:
+    """`--workers N`: worker processes, 0 meaning one per core."""
+    shown = "0, one per core" if default == 0 else str(default)
+    p.add_argument("--workers", type=int, default=default, metavar="N",
+                   help=f"worker processes for {over}; 0: one per core, 1: all in this process (default {shown})")
+
+
+def add_progress(p, default: bool | None) -> None:
+    """`--progress/--no-progress`: progress on stderr; None shows it when stderr is a terminal."""
+    shown = "when stderr is a terminal" if default is None else ("on" if default else "off")
+    # the default is set apart: BooleanOptionalAction would append its own "(default: True)" to the help
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"progress on stderr (default: {shown})")
+    p.set_defaults(progress=default)
+
+
+# ---------------------------------------------------------------- outputs
+
+def add_json(p) -> None:
+    """`--json OUT`: the whole result as JSON, which every command offers."""
+    p.add_argument("--json", metavar="OUT", help="write the whole result as JSON to OUT")
+
+
+def add_out(p, metavar: str) -> None:
+    """`--out FILE`: the result in VNN-COMP's own format."""
+    p.add_argument("--out", metavar=metavar,
+                   help="write the result in VNN-COMP's format: for one instance the result file (the verdict, "
+                        "then a counterexample), for several a csv with one row per instance")
+
+
+def add_markdown(p) -> None:
+    """`--markdown OUT`: a summary table in markdown."""
+    p.add_argument("--markdown", metavar="OUT", help="write a markdown summary (for a paper or a README)")
+
+
+def add_plot(p, what: str) -> None:
+    """`--plot PNG`: a figure of the results (needs matplotlib)."""
+    p.add_argument("--plot", metavar="PNG", help=f"plot {what} (needs matplotlib)")
+
+
+# ---------------------------------------------------------------- shared option values
+
+def tightening(args) -> str:
+    """The tightening stage asked for, `--bounds` (the older name) winning as it always did."""
+    return args.bounds or args.tightening
+
+
+def resolve_workers(n: int) -> int:
+    """The number of worker processes for `--workers n`: 0 means one per core."""
+    if n == 0:
+        from ..core.runtime import default_workers
+        return default_workers()
+    return n
+
+
+def compile_filter(pattern: str):
+    """The compiled `--filter` pattern; InputError when it is not a regular expression."""
+    import re
+
+    from ..core.errors import InputError
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise InputError(None, f"--filter {pattern!r} is not a regular expression ({e})") from None
+
+
+def check_outputs(*paths) -> None:
+    """InputError unless every given output path's folder exists, checked before a long run starts."""
+    from ..core.errors import InputError
+    for out in paths:
+        if out and not Path(out).resolve().parent.is_dir():
+            raise InputError(out, f"output directory {Path(out).resolve().parent} does not exist")
+
+
+def write_json(path, data, indent: int = 2) -> None:
+    """Write `data` as JSON to `path` whole or not at all (numpy values and result objects included)."""
+    from ..core.files import json_default, write_atomic
+    write_atomic(path, json.dumps(data, indent=indent, default=json_default) + "\n")
