@@ -20,6 +20,8 @@ from .property import Case, Property
 
 @dataclass
 class Counterexample:
+    """An input that re-checked as unsafe, with both forward passes and the case and disjunct it meets."""
+
     x: list  # the input, float32-representable values, as float64
     y: list  # float64 forward pass
     y32: list  # float32 forward pass
@@ -28,6 +30,7 @@ class Counterexample:
     margin: float  # min over the passes of -(max constraint violation): >= 0
 
     def as_dict(self) -> dict:
+        """The counterexample as JSON-ready data; the float32 pass is under "y_float32"."""
         return {"x": self.x, "y": self.y, "y_float32": self.y32, "case": self.case,
                 "disjunct": self.disjunct, "margin": self.margin}
 

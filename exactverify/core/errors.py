@@ -19,6 +19,7 @@ class InputError(Exception):
 
     @property
     def message(self) -> str:
+        """The one-line message the CLI prints: "path: problem", or the problem alone without a path."""
         if self.path:
             return f"{self.path}: {self.problem}"
         return self.problem

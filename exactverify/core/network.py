@@ -35,17 +35,21 @@ class Affine:
 
     @property
     def in_size(self) -> int:
+        """Number of inputs."""
         return self.weight.shape[1]
 
     @property
     def out_size(self) -> int:
+        """Number of outputs."""
         return self.weight.shape[0]
 
     @property
     def is_sparse(self) -> bool:
+        """Whether the weight is a scipy sparse matrix."""
         return sp.issparse(self.weight)
 
     def dense_weight(self) -> np.ndarray:
+        """The weight as a dense numpy array (the weight itself when it is already dense)."""
         return self.weight.toarray() if self.is_sparse else self.weight
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -55,17 +59,22 @@ class Affine:
 
 @dataclass
 class ReLU:
+    """y = max(x, 0) elementwise over `size` units."""
+
     size: int
 
     @property
     def in_size(self) -> int:
+        """Number of inputs (`size`)."""
         return self.size
 
     @property
     def out_size(self) -> int:
+        """Number of outputs (`size`)."""
         return self.size
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        """max(x, 0) elementwise; x has shape (batch, size)."""
         return np.maximum(x, 0.0)
 
 
@@ -74,21 +83,25 @@ class MaxGroups:
     """y_k = max_j x[groups[k, j]], ignoring entries equal to -1 (padding)."""
 
     groups: np.ndarray  # (n_out, k) int64, -1 where a group is shorter
-    in_size_: int
+    in_size_: int  # number of inputs (not derivable from groups)
 
     @property
     def in_size(self) -> int:
+        """Number of inputs."""
         return self.in_size_
 
     @property
     def out_size(self) -> int:
+        """Number of outputs: one per group."""
         return self.groups.shape[0]
 
     def members(self, k: int) -> np.ndarray:
+        """The input indices of group k, padding dropped."""
         g = self.groups[k]
         return g[g >= 0]
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        """The max over each group; x has shape (batch, n_in), returns (batch, n_out)."""
         idx = np.where(self.groups >= 0, self.groups, 0)
         vals = x[:, idx]  # (batch, n_out, k)
         vals = np.where(self.groups[None] >= 0, vals, -np.inf)
@@ -100,22 +113,27 @@ Layer = Affine | ReLU | MaxGroups
 
 @dataclass
 class Network:
-    layers: list
+    """A network: its layers in order, its ONNX input and output shapes, and where it came from."""
+
+    layers: list  # Affine | ReLU | MaxGroups, applied in order
     input_shape: tuple = ()  # the ONNX input shape, batch dimension included if the file has one
     output_shape: tuple = ()
     source: str | None = None  # the file it was loaded from, for messages
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # loader-specific extras, e.g. .nnet input ranges
 
     @property
     def input_size(self) -> int:
+        """Number of inputs (flat)."""
         return self.layers[0].in_size
 
     @property
     def output_size(self) -> int:
+        """Number of outputs (flat)."""
         return self.layers[-1].out_size
 
     @property
     def num_relus(self) -> int:
+        """Number of ReLU units over all ReLU layers."""
         return sum(l.size for l in self.layers if isinstance(l, ReLU))
 
     def validate(self) -> "Network":
@@ -180,6 +198,7 @@ class Network:
         return Network(out, self.input_shape, self.output_shape, self.source, dict(self.meta))
 
     def describe(self) -> str:
+        """The layers on one line, e.g. "Affine(784->100) -> ReLU(100) -> Affine(100->10)"."""
         parts = []
         for layer in self.layers:
             if isinstance(layer, Affine):

@@ -95,10 +95,12 @@ class Case:
 
 @dataclass
 class Property:
+    """A property in normal form: a disjunction of cases over a network with n_inputs inputs and n_outputs outputs."""
+
     n_inputs: int
     n_outputs: int
     cases: list  # list[Case]: the property is sat if any case is
-    source: str | None = None
+    source: str | None = None  # the file it was loaded from (or a description), for messages
     meta: dict = field(default_factory=dict)
 
     def validate(self, network=None) -> "Property":
