@@ -94,25 +94,30 @@ class MilpModel:
     violation_col: int = -1  # the column s
     tolerance: float = 0.0  # s <= tolerance: infeasible proves that no point has violation <= 0
     cap: float = 0.0  # s >= cap: by default the lower bound the output bounds imply
-    scale: float = 1.0
+    scale: float = 1.0  # the violation scale (`violation_scale`) that `tolerance` is relative to
     stats: dict = field(default_factory=dict)  # binaries, unstable / relaxed ReLUs per layer, ...
 
     @property
     def num_cols(self) -> int:
+        """Number of columns (variables)."""
         return len(self.col_lower)
 
     @property
     def num_rows(self) -> int:
+        """Number of rows (constraints)."""
         return len(self.row_lower)
 
     @property
     def num_binaries(self) -> int:
+        """Number of integer columns (all of them binaries)."""
         return int(np.count_nonzero(self.integrality))
 
     def input_values(self, col_values) -> np.ndarray:
+        """The network input values in a solution given as one value per column."""
         return np.asarray(col_values, dtype=np.float64)[self.input_cols]
 
     def output_values(self, col_values) -> np.ndarray:
+        """The network output values in a solution given as one value per column (0 for outputs without one)."""
         v = np.asarray(col_values, dtype=np.float64)
         return np.where(self.output_cols >= 0, v[np.maximum(self.output_cols, 0)], 0.0)
 

@@ -65,10 +65,11 @@ class SmtModel:
     out_b: np.ndarray  # (m,)
     tolerance: float = 0.0  # rows are asserted as A_i y <= b_i + tolerance (exactly)
     comments: list = field(default_factory=list)  # header lines for the text
-    stats: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)  # disjunctions, unstable ReLUs per layer, ...
 
     @property
     def num_vars(self) -> int:
+        """Number of Real variables."""
         return len(self.names)
 
     @property
@@ -77,9 +78,11 @@ class SmtModel:
         return int(self.stats.get("disjunctions", 0))
 
     def input_values(self, values) -> np.ndarray:
+        """The network input values in an assignment given as one value per variable (in `names` order)."""
         return np.asarray(values, dtype=np.float64)[self.input_idx]
 
     def output_values(self, values) -> np.ndarray:
+        """The network output values in an assignment given as one value per variable (in `names` order)."""
         return np.asarray(values, dtype=np.float64)[self.output_idx]
 
     def output_rows(self, margin) -> list:

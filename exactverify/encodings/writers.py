@@ -34,6 +34,7 @@ def _num(v: float) -> str:
 
 
 def unique_names(names, prefix: str) -> list:
+    """`names` as strings, `prefix` + index for an empty one, with `__<index>` appended to each repeat."""
     out, seen = [], set()
     for k, n in enumerate(names):
         n = str(n) if n else f"{prefix}{k}"
