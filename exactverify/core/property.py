@@ -95,7 +95,7 @@ class Case:
 
 @dataclass
 class Property:
-    """A property in normal form: a disjunction of cases over a network with n_inputs inputs and n_outputs outputs."""
+    """A property in normal form: a disjunction of cases over n_inputs network inputs and n_outputs outputs."""
 
     n_inputs: int
     n_outputs: int
