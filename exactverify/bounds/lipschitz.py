@@ -158,6 +158,7 @@ def l1_operator_norm(weight) -> float:
 
 
 def frobenius_norm(weight) -> float:
+    """||W||_F = sqrt(sum_rc W_rc^2), padded up: an upper bound on the spectral norm."""
     data = weight.data if sp.issparse(weight) else np.ravel(weight)
     if data.size == 0:
         return 0.0
@@ -497,6 +498,7 @@ class Certificate:
     logits: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The certificate as JSON-ready data; infinite margins become None."""
         return {"certified": self.certified, "predicted": self.predicted,
                 "margins": [None if not np.isfinite(m) else float(m) for m in self.margins],
                 "seconds": self.seconds, "mode": self.mode, "norm": self.norm, "eps": self.eps,
@@ -532,6 +534,7 @@ class BatchCertificate:
 
     @property
     def top_sets(self) -> list:
+        """`top_set(n)` for every point n."""
         return [self.top_set(n) for n in range(len(self))]
 
     def label_in_set(self, labels) -> np.ndarray:
@@ -541,6 +544,7 @@ class BatchCertificate:
         return self.certified & np.any((self.order == labels[:, None]) & inside, axis=1)
 
     def point(self, n: int) -> Certificate:
+        """The Certificate of point n, with an equal share of the batch's seconds."""
         return Certificate(bool(self.certified[n]), int(self.predicted[n]), self.margins[n].tolist(),
                            self.seconds / max(len(self), 1), self.mode, self.norm, self.eps,
                            int(self.k[n]) if self.certified[n] else None, self.top_set(n),
