@@ -498,7 +498,7 @@ class Certificate:
     logits: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        """The certificate as JSON-ready data; infinite margins become None."""
+        """The certificate as JSON-ready data; margins that are not finite (+inf inside the set) become None."""
         return {"certified": self.certified, "predicted": self.predicted,
                 "margins": [None if not np.isfinite(m) else float(m) for m in self.margins],
                 "seconds": self.seconds, "mode": self.mode, "norm": self.norm, "eps": self.eps,
