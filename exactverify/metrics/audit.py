@@ -62,18 +62,22 @@ def claim_of(word: str) -> str:
 
 @dataclass
 class Claim:
+    """One row of a results csv: the tool's word, the claim it makes and the files it names."""
+
     line: int  # line in the results csv (1-based)
     network: str  # as the csv writes it
     property: str
     result: str  # the tool's word, as written
     claim: str  # "sat", "unsat" or "" (no claim)
-    network_path: Path | None = None
-    property_path: Path | None = None
+    network_path: Path | None = None  # the file found for `network`; set for claims only
+    property_path: Path | None = None  # the file found for `property`; set for claims only
     extra: dict = field(default_factory=dict)  # the csv's other columns
 
 
 @dataclass
 class AuditRow:
+    """One audited claim: the tool's claim, verify's exact verdict, the outcome and its evidence."""
+
     line: int
     network: str
     property: str
@@ -83,30 +87,34 @@ class AuditRow:
     outcome: str = ""  # confirmed / WRONG / undecided
     evidence: str = ""  # one line: the counterexample or the proof
     reason: str = ""  # verify's own reason
-    seconds: float = 0.0
+    seconds: float = 0.0  # time spent deciding this claim
     counterexample: dict | None = None  # for exact == sat: x, y (float64), y_float32
     onnxruntime_recheck: str = ""  # for exact == sat on ONNX: ok / FAILED / ""
     expected: str = ""  # ground truth, when given
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # the csv's other columns
 
 
 @dataclass
 class AuditReport:
+    """The audit of one results csv: a row per checked claim, the rows skipped, and the settings used."""
+
     results_csv: str
-    root: str
-    timeout: float
-    tool: str | None = None
+    root: str  # the folder the csv's paths are relative to
+    timeout: float  # seconds per claim
+    tool: str | None = None  # the tool-year picked from a long table, if any
     year: str | None = None
     rows: list = field(default_factory=list)  # AuditRow, claims only
     skipped: dict = field(default_factory=dict)  # result word -> count, rows without a claim
     not_selected: int = 0  # claims left out by `only`
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole audit
 
     @property
     def wrong(self) -> list:
+        """The rows whose outcome is WRONG."""
         return [r for r in self.rows if r.outcome == "WRONG"]
 
     def summary(self) -> dict:
+        """The counts: claims by kind and outcome, rows skipped, time in verify, agreement with any ground truth."""
         by = Counter((r.claim, r.outcome) for r in self.rows)
         s = {
             "rows": len(self.rows) + sum(self.skipped.values()) + self.not_selected,
@@ -132,6 +140,7 @@ class AuditReport:
         return s
 
     def as_dict(self) -> dict:
+        """The report as JSON-ready data: the settings, the summary, the skipped words and every claim's row."""
         return {"results_csv": self.results_csv, "root": self.root, "tool": self.tool, "year": self.year,
                 "timeout_s": self.timeout, "seconds": round(self.seconds, 3), "summary": self.summary(),
                 "skipped": dict(self.skipped), "claims": [asdict(r) for r in self.rows]}
