@@ -23,33 +23,40 @@ from ..core.runtime import default_workers, limit_worker_threads, progress_bar
 
 @dataclass
 class Instance:
+    """One row of an instances csv: the network and property files and the time limit."""
+
     network: Path
     property: Path
-    timeout: float
-    line: int
+    timeout: float  # seconds, as the csv gives it
+    line: int  # line in the csv (1-based)
     listed: tuple = ("", "")  # network and property as the csv writes them (relative to it)
 
 
 @dataclass
 class InstanceResult:
-    network: str
+    """The outcome of one instance: verify's status and time, and whether it agrees with the ground truth."""
+
+    network: str  # as the instances csv writes it
     property: str
     status: str  # sat / unsat / timeout / unknown / error
     seconds: float
-    timeout: float
-    expected: str = ""
+    timeout: float  # the time limit it ran under
+    expected: str = ""  # ground truth, when given
     agrees: str = ""  # "yes", "WRONG", or "" when either side is undecided
     reason: str = ""
     onnxruntime_recheck: str = ""  # for sat: "ok" / "FAILED" / "" when not run
-    counterexample: list | None = None
+    counterexample: list | None = None  # for sat: the input x
 
 
 @dataclass
 class BenchReport:
+    """The results of running one instances csv: an InstanceResult per instance."""
+
     instances_csv: str
     rows: list = field(default_factory=list)
 
     def summary(self) -> dict:
+        """The counts by status, agreement with the ground truth, onnxruntime re-checks, and the times."""
         statuses = [r.status for r in self.rows]
         times = [r.seconds for r in self.rows]
         decided = [r for r in self.rows if r.status in ("sat", "unsat")]
@@ -70,10 +77,12 @@ class BenchReport:
         }
 
     def as_dict(self) -> dict:
+        """The report as JSON-ready data: the csv, the summary and every instance's result."""
         return {"instances_csv": self.instances_csv, "summary": self.summary(),
                 "results": [asdict(r) for r in self.rows]}
 
     def to_csv(self) -> str:
+        """The results as csv text with a header, one row per instance (counterexamples left out)."""
         out = io.StringIO()
         cols = ["network", "property", "status", "seconds", "timeout", "expected", "agrees", "reason",
                 "onnxruntime_recheck"]
@@ -85,6 +94,7 @@ class BenchReport:
 
 
 def read_instances(csv_path) -> list:
+    """The Instances of an instances csv, paths relative to its folder; InputError on a bad row or a missing file."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InputError(csv_path, "instances csv not found")
@@ -114,6 +124,7 @@ def read_instances(csv_path) -> list:
 
 
 def read_ground_truth(path) -> dict:
+    """The expected verdicts of a ground-truth csv, keyed by (network file name, property file name)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "ground-truth csv not found")
@@ -182,6 +193,7 @@ _NETWORKS: dict = {}  # per process: a network is loaded once however many prope
 
 
 def run_instance(inst: Instance, budget: float, expected: str, bounds: str, verify_options: dict) -> InstanceResult:
+    """Verify one instance within `budget` seconds; a bad input file gives status "error" with its message."""
     from ..loaders import load_network
     from ..loaders.vnnlib import load_vnnlib
     from ..search.verifier import verify
@@ -228,6 +240,7 @@ def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
 
 
 def format_summary(report: BenchReport) -> str:
+    """The terminal summary: counts, agreement, times, and a line per WRONG, error or onnxruntime-FAILED instance."""
     s = report.summary()
     lines = [
         f"instances: {s['instances']}  decided: {s['decided']} (sat {s['sat']}, unsat {s['unsat']})  "
