@@ -67,10 +67,12 @@ STATUSES = ("robust", "not_robust", "unknown")
 
 @dataclass
 class LocalRobustnessResult:
+    """The exact answer at one point: a status, the set proven stable or one counterexample per candidate set."""
+
     status: str  # robust | not_robust | unknown
-    mode: str
-    eps: float
-    predicted: int
+    mode: str  # standard | topk | affinity
+    eps: float  # the ball's radius
+    predicted: int  # argmax of the logits at the centre
     reason: str = ""
     k: int | None = None  # robust: the size of the set proven stable
     top_set: list | None = None  # robust: the set proven stable
@@ -79,6 +81,7 @@ class LocalRobustnessResult:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
+        """The result as a plain dict, for JSON."""
         return {"status": self.status, "mode": self.mode, "eps": self.eps, "predicted": self.predicted,
                 "reason": self.reason, "k": self.k, "top_set": self.top_set, "candidates": self.candidates,
                 "counterexamples": self.counterexamples, "seconds": self.seconds}
@@ -336,12 +339,15 @@ def check_local_robustness(network: Network, x, eps: float, mode: str = "standar
 
 
 def check_standard(network, x, eps, **kw) -> LocalRobustnessResult:
+    """`check_local_robustness` in mode standard: is the predicted class stable on the ball?"""
     return check_local_robustness(network, x, eps, mode="standard", **kw)
 
 
 def check_topk(network, x, eps, k: int, **kw) -> LocalRobustnessResult:
+    """`check_local_robustness` in mode topk: is some top-k' set, k' <= k, stable on the ball?"""
     return check_local_robustness(network, x, eps, mode="topk", k=k, **kw)
 
 
 def check_affinity(network, x, eps, groups, **kw) -> LocalRobustnessResult:
+    """`check_local_robustness` in mode affinity: is some top-k set inside one of `groups` stable on the ball?"""
     return check_local_robustness(network, x, eps, mode="affinity", groups=groups, **kw)
