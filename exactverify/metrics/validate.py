@@ -196,9 +196,11 @@ def _takes_label(fn) -> bool:
 
 @dataclass
 class PointResult:
-    index: int
+    """One point at one radius: the exact verdict, its counterexample if any, and every method's answer."""
+
+    index: int  # row of X
     label: int
-    predicted: int
+    predicted: int  # the network's argmax at the point
     eps: float
     exact: str = ""  # sat / unsat / timeout / unknown
     exact_reason: str = ""
@@ -210,22 +212,25 @@ class PointResult:
 
 @dataclass
 class ValidationReport:
-    network: str
+    """Every method's answers next to the exact ones, per point and radius, with the settings used."""
+
+    network: str  # the network's source, or "network"
     n_points: int
-    eps: list
-    norm: str
-    domain: list | None
-    methods: list
+    eps: list  # the radii, ascending
+    norm: str  # "inf": exact answers are for L-inf balls only
+    domain: list | None  # [lo, hi] every ball is clipped to, or None
+    methods: list  # names of the methods that ran (unavailable ones left out)
     unavailable: dict = field(default_factory=dict)  # method -> why it was skipped
     rows: list = field(default_factory=list)  # PointResult, one per (point, eps)
     exact_radius: dict = field(default_factory=dict)  # point index -> exact pointwise robustness
-    exact_radius_note: str = ""
-    timeout: float = 60.0
-    seconds: float = 0.0
+    exact_radius_note: str = ""  # a line shown under the radius comparison, if set
+    timeout: float = 60.0  # seconds per exact verify call
+    seconds: float = 0.0  # wall time of the whole validation
 
     # ------------------------------------------------------------ figures
 
     def stats(self, method: str, eps: float) -> dict:
+        """One method's figures at one eps: points certified and truly robust, completeness, violations, mean time."""
         rows = [r for r in self.rows if r.eps == eps and method in r.answers]
         asked = [r for r in rows if r.answers[method]["certified"] is not None]
         cert = [r for r in asked if r.answers[method]["certified"]]
@@ -277,13 +282,16 @@ class ValidationReport:
                           for i, c, e in pairs]}
 
     def radius_methods(self) -> list:
+        """The methods that returned a certified radius on some row."""
         return [m for m in self.methods
                 if any(r.answers.get(m, {}).get("radius") is not None for r in self.rows)]
 
     def summary(self) -> dict:
+        """`stats` for every method and eps, keyed by method, then by eps written with %g."""
         return {m: {f"{e:g}": self.stats(m, e) for e in self.eps} for m in self.methods}
 
     def as_dict(self) -> dict:
+        """The report as JSON-ready data: the settings, summary, radius comparison, exact radii and every row."""
         return {"network": self.network, "points": self.n_points, "eps": self.eps, "norm": self.norm,
                 "domain": self.domain, "methods": self.methods, "unavailable": self.unavailable,
                 "timeout_s": self.timeout, "seconds": round(self.seconds, 3), "summary": self.summary(),
@@ -301,6 +309,7 @@ class ValidationReport:
                (f", undecided {c['timeout'] + c['unknown']}" if c["timeout"] + c["unknown"] else "")
 
     def format_table(self) -> str:
+        """The terminal report: exact counts per eps, a line per method and eps, radius ratios, violations."""
         mis = len({r.index for r in self.rows if r.label != r.predicted})
         lines = [f"validate {self.network}: {self.n_points} points ({mis} misclassified), L-{self.norm} balls"
                  + (f" clipped to [{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else "")
@@ -343,6 +352,7 @@ class ValidationReport:
         return "\n".join(lines)
 
     def format_markdown(self) -> str:
+        """The report as Markdown for a paper or a README: the same tables, notes and soundness violations."""
         mis = len({r.index for r in self.rows if r.label != r.predicted})
         out = [f"## Incomplete verifiers against exact answers: `{self.network}`", ""]
         out.append(f"{self.n_points} points ({mis} misclassified), L-{self.norm} balls"
