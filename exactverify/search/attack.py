@@ -51,6 +51,7 @@ def input_gradient(network: Network, cache, grad_out: np.ndarray) -> np.ndarray:
 
 
 def violation_and_gradient(network: Network, x: np.ndarray, A: np.ndarray, b: np.ndarray):
+    """The violation max_i (A_i f(x) - b_i) of each point of a batch x, and its input gradient (the worst row's)."""
     y, cache = forward_with_cache(network, x)
     slack = y @ A.T - b  # (batch, m)
     worst = slack.argmax(1)

@@ -58,10 +58,12 @@ class TighteningReport:
     stages: list = field(default_factory=list)  # [{"stage", "unstable", "seconds", "solves"}]
 
     def add(self, stage: str, lb: LayerBounds, net: Network, seconds: float, solves: int = 0):
+        """Record one stage: the unstable ReLUs per layer under `lb`, its time and its number of solves."""
         self.stages.append({"stage": stage, "unstable": lb.unstable_counts(net), "seconds": round(seconds, 4),
                             "solves": solves})
 
     def as_dict(self) -> dict:
+        """The report as a plain dict, for JSON."""
         return {"stages": self.stages}
 
 
