@@ -206,6 +206,7 @@ def relaxed_for_text(model):
 
 
 def build_problem(model, pulp):
+    """(problem, variables): the MilpModel as a PuLP problem, relaxed by `relaxed_for_text`, columns in order."""
     sense = pulp.LpMinimize if model.sense == "min" else pulp.LpMaximize
     prob = pulp.LpProblem("exactverify", sense)
     cl, cu, rl, ru = relaxed_for_text(model)

@@ -36,6 +36,11 @@ from .base import SolveResult
 
 def solve_z3(model, time_limit: float = 60.0, on_solution=None, seed: int = 0, options: dict | None = None,
              ) -> SolveResult:
+    """Solve an SmtModel with Z3 within `time_limit` seconds (see the module doc for the statuses).
+
+    `on_solution(x, violation)` gets each point found with violation <= 0; returning True stops
+    ("interrupted"). `options` are set on the Z3 solver as they are.
+    """
     import z3
 
     start = time.perf_counter()
