@@ -254,3 +254,11 @@ def test_export_matches_what_verify_solves_on_random_networks():
                 else:
                     assert status == "Infeasible"
         assert ("sat" if feasible else "unsat") == expected, seed
+
+
+def test_written_names_are_distinct_even_when_a_renamed_repeat_meets_an_earlier_name():
+    from exactverify.encodings.writers import unique_names
+    names = unique_names(["a__2", "a", "a", "", "r3"], "r")
+    assert len(set(names)) == len(names) == 5
+    safe = unique_names(["x-1", "x_1", "x 1"], "c", identifiers=True)
+    assert len(set(safe)) == 3 and all(n.replace("_", "").isalnum() for n in safe)

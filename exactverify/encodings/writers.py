@@ -33,12 +33,17 @@ def _num(v: float) -> str:
     return repr(v)
 
 
-def unique_names(names, prefix: str) -> list:
-    """`names` as strings, `prefix` + index for an empty one, with `__<index>` appended to each repeat."""
+def unique_names(names, prefix: str, identifiers: bool = False) -> list:
+    """`names` as distinct strings: `prefix` + index for an empty one, `__<index>` appended to a repeat
+    (again until it is new: two columns or rows must never share a name in a written model);
+    with `identifiers`, every character but letters, digits and underscores becomes an underscore."""
     out, seen = [], set()
     for k, n in enumerate(names):
-        n = str(n) if n else f"{prefix}{k}"
-        if n in seen:
+        n = str(n) if n else ""
+        if identifiers:
+            n = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in n)
+        n = n or f"{prefix}{k}"
+        while n in seen:
             n = f"{n}__{k}"
         seen.add(n)
         out.append(n)

@@ -223,7 +223,6 @@ class ValidationReport:
     unavailable: dict = field(default_factory=dict)  # method -> why it was skipped
     rows: list = field(default_factory=list)  # PointResult, one per (point, eps)
     exact_radius: dict = field(default_factory=dict)  # point index -> exact pointwise robustness
-    exact_radius_note: str = ""  # a line shown under the radius comparison, if set
     timeout: float = 60.0  # seconds per exact verify call
     seconds: float = 0.0  # wall time of the whole validation
 
@@ -297,7 +296,6 @@ class ValidationReport:
                 "timeout_s": self.timeout, "seconds": round(self.seconds, 3), "summary": self.summary(),
                 "radius": {m: self.radius_stats(m) for m in self.radius_methods()},
                 "exact_radius": {str(k): v for k, v in self.exact_radius.items()},
-                "exact_radius_note": self.exact_radius_note,
                 "rows": [asdict(r) for r in self.rows]}
 
     # ------------------------------------------------------------ text
@@ -341,8 +339,6 @@ class ValidationReport:
                              f"{_fmt_ratio(rs['median_ratio'])}, min {_fmt_ratio(rs['min_ratio'])}, max "
                              f"{_fmt_ratio(rs['max_ratio'])}; certified radius above the exact one: "
                              f"{len(rs['radius_violations'])}")
-        if self.exact_radius_note:
-            lines.append(self.exact_radius_note)
         viol = self.violations()
         if viol:
             lines.append("")
@@ -386,9 +382,6 @@ class ValidationReport:
                 out.append(f"| {m} | {rs['exact_points']} of {rs['points']} | {_fmt_ratio(rs['median_ratio'])} | "
                            f"{_fmt_ratio(rs['min_ratio'])} | {_fmt_ratio(rs['max_ratio'])} | "
                            f"{len(rs['radius_violations'])} |")
-        if self.exact_radius_note:
-            out.append("")
-            out.append(self.exact_radius_note)
         viol = self.violations()
         if viol:
             out.append("")

@@ -57,6 +57,7 @@ import time
 
 import numpy as np
 
+from ..encodings.writers import unique_names
 from .base import SolveResult
 
 PULP_SOLVERS = ("cbc", "glpk")  # our names for the PuLP command-line solvers we drive
@@ -210,7 +211,7 @@ def build_problem(model, pulp):
     sense = pulp.LpMinimize if model.sense == "min" else pulp.LpMaximize
     prob = pulp.LpProblem("exactverify", sense)
     cl, cu, rl, ru = relaxed_for_text(model)
-    names = _safe_names(model.col_names, "c")
+    names = unique_names(model.col_names, "c", identifiers=True)
     # PuLP >= 3.3 wants variables made by the problem (LpVariable(...) directly is deprecated there)
     make = prob.add_variable if hasattr(prob, "add_variable") else pulp.LpVariable
     cols = [make(n, lowBound=float(lo), upBound=float(hi), cat=pulp.LpInteger if integer else pulp.LpContinuous)
@@ -218,7 +219,7 @@ def build_problem(model, pulp):
     obj = [(cols[j], float(c)) for j, c in enumerate(model.objective) if c != 0]
     prob.setObjective(pulp.LpAffineExpression(obj) if obj else pulp.LpAffineExpression())
     A = model.A.tocsr()
-    row_names = _safe_names(model.row_names, "r")
+    row_names = unique_names(model.row_names, "r", identifiers=True)
     for i in range(model.num_rows):
         s, e = A.indptr[i], A.indptr[i + 1]
         terms = [(cols[j], float(v)) for j, v in zip(A.indices[s:e], A.data[s:e])]
@@ -229,18 +230,6 @@ def build_problem(model, pulp):
             prob.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), pulp.LpConstraintLE,
                                                  rhs=float(ru[i]), name=f"{row_names[i]}_up"))
     return prob, cols
-
-
-def _safe_names(names, prefix: str) -> list:
-    """Unique names PuLP accepts (letters, digits, underscores), in order."""
-    out, seen = [], set()
-    for k, n in enumerate(names):
-        n = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in str(n)) or f"{prefix}{k}"
-        if n in seen:
-            n = f"{n}__{k}"
-        seen.add(n)
-        out.append(n)
-    return out
 
 
 def _feasible(model, x: np.ndarray) -> bool:
