@@ -5,7 +5,7 @@ import pytest
 
 from exactverify.search.parallel import pieces_of, verify_parallel
 from exactverify.core.property import Case, OutputConstraint, Property
-from test_oracle import make_instance
+from exactverify.testing import make_instance
 
 
 def test_pieces_cover_the_property():

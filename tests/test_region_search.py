@@ -7,7 +7,7 @@ import pytest
 
 from exactverify import load_network, load_vnnlib, verify
 from exactverify.search.region_search import _region_lp, mixed_start, region_walk
-from test_oracle import linear_regions, make_instance, min_violation
+from exactverify.testing import linear_regions, make_instance, min_violation
 
 SEEDS = range(24)
 

@@ -1,4 +1,4 @@
-"""ReLU-phase branch and bound (relu_split.py) against the brute-force oracle of test_oracle.py."""
+"""ReLU-phase branch and bound (relu_split.py) against the brute-force oracle of exactverify.testing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from exactverify.encodings.milp import build_milp
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.search.relu_split import ReluSplitter, supports
 from exactverify.solvers import solve
-from exactverify.testing import random_network
-from test_oracle import linear_regions, min_violation
+from exactverify.testing import linear_regions, min_violation, random_network
 
 
 def _leaf_milp(net, prop, ci):

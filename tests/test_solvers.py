@@ -17,7 +17,7 @@ from exactverify.encodings.smt import _lit, build_smt, parse_literal
 from exactverify.core.property import Case
 from exactverify.solvers import SOLVERS, solve
 from exactverify.solvers.cbc import cbc_status, glpk_status, relaxed_for_text
-from exactverify.testing import box_property, not_robust_property, random_network
+from exactverify.testing import box_property, make_instance, not_robust_property, random_network
 from exactverify.search.verifier import verify
 
 BACKENDS = ("highs", "cbc", "z3")
@@ -236,11 +236,6 @@ def test_cli_verify_accepts_each_solver(capsys):
 
 def test_z3_with_little_time_left_does_not_crash():
     """`_solve` skips large MILPs when under 0.5 s is left; an SMT model has no matrix to measure."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_oracle import make_instance
-    from exactverify import verify
     net, prop, expected, _ = make_instance(4)
     res = verify(net, prop, timeout=0.3, solver="z3", attack_time=0.0)
     assert res.status in (expected, "timeout")
