@@ -18,6 +18,10 @@ import numpy as np
 from .core.network import Affine, Network, ReLU
 from .core.property import Case, OutputConstraint, Property
 
+# The time limit (seconds) for a test whose point is the verdict: generous, so that only a hang, not a
+# slow or loaded machine, misses it (pytest-timeout, pyproject.toml, ends a hung test after 300 s).
+VERDICT_TIMEOUT = 120.0
+
 
 def random_network(sizes, seed: int = 0, scale: float = 1.0, output_relu: bool = False) -> Network:
     """A fully connected ReLU network with layer sizes `sizes` (inputs first) and float32 weights."""
