@@ -20,7 +20,7 @@ from exactverify.encodings.milp import build_milp
 from exactverify.encodings.writers import to_lp, to_mps, written_rows
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, OutputConstraint
-from exactverify.testing import not_robust_property, random_network
+from exactverify.testing import VERDICT_TIMEOUT, not_robust_property, random_network
 
 REPO = Path(__file__).resolve().parents[1]
 GALLERY = REPO / "encodings"
@@ -81,7 +81,7 @@ def test_gallery_files_solved_by_other_tools_agree_with_verify():
     net = load_network(REPO / "examples" / "toy_spirals.onnx")
     for stem, files in parts.items():
         prop = load_vnnlib(REPO / "examples" / f"{stem}.vnnlib")
-        expected = verify(net, prop, timeout=30).status
+        expected = verify(net, prop, timeout=VERDICT_TIMEOUT).status
         assert expected in ("sat", "unsat")
         n_parts = sum(len(c.disjuncts) for c in prop.cases)
         for ext in ("lp", "mps", "smt2"):
@@ -227,7 +227,7 @@ def test_export_matches_what_verify_solves_on_random_networks():
         net = random_network([3, 8, 6, 3], seed=seed)
         x0 = np.random.default_rng(seed).uniform(-1, 1, 3)
         prop = not_robust_property(x0, 0.3, int(np.argmax(net.forward(x0))), 3)
-        expected = verify(net, prop, timeout=30).status
+        expected = verify(net, prop, timeout=VERDICT_TIMEOUT).status
         parts = select_parts(prop)
         feasible = False
         with tempfile.TemporaryDirectory() as d:
