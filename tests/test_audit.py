@@ -80,7 +80,8 @@ def test_all_claims_right_exits_0_and_headerless_vnncomp_layout(bench, capsys):
     claims = read_claims(bench / "sub" / "res.csv", root=bench)
     assert [(c.claim, c.extra["run_time"]) for c in claims] == [("sat", "1.2"), ("unsat", "3.4"), ("", "116")]
     assert claims[1].extra["benchmark"] == "toy" and claims[0].network_path == bench / "nets" / "abs.onnx"
-    rc = main(["audit", str(bench / "sub" / "res.csv"), "--root", str(bench), "--no-progress", "--timeout", str(VERDICT_TIMEOUT)])
+    rc = main(["audit", str(bench / "sub" / "res.csv"), "--root", str(bench), "--no-progress",
+               "--timeout", str(VERDICT_TIMEOUT)])
     assert rc == 0
     assert "confirmed 2, WRONG 0, undecided 0" in capsys.readouterr().out
 
@@ -130,6 +131,7 @@ def test_read_claims_rejects_tool_without_tool_column(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four claims of up to 120 s each: above the 300 s default
 def test_nv_jl_2021_acasxu_wrong_claims(benchmarks):
     """Two of NV.jl's six wrong ACAS Xu claims (2021), and two of its right ones."""
     acas = benchmarks / "acasxu"

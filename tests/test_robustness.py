@@ -356,6 +356,7 @@ def test_cli_robustness_bad_input(tmp_path, small_onnx):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 120 s + 300 s of limits: above the 300 s default
 def test_mnist_first_point_exact(benchmarks):
     from exactverify import load_network
     net = load_network(benchmarks / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx")
