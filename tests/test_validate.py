@@ -69,8 +69,7 @@ def test_sound_methods_have_no_violations(sizes, seed):
     y = np.argmax(net.forward(X), axis=1)
     y[0] = (y[0] + 1) % sizes[-1]  # one misclassified point: never robust
     rep = validate(net, X, y, [0.02, 0.1, 0.3], methods=["ibp", "crown", "alpha-crown", "lipschitz"],
-                   timeout=VERDICT_TIMEOUT,
-                   exact_radius=False)
+                   timeout=VERDICT_TIMEOUT, exact_radius=False)
     assert rep.violations() == []
     for m in rep.methods:
         for e in rep.eps:
