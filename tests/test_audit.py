@@ -11,6 +11,7 @@ from exactverify.metrics.audit import audit, claim_of, convert_long, format_mark
 from exactverify.core.check import check_point
 from exactverify.cli.app import main
 from exactverify.core.errors import InputError
+from exactverify.testing import VERDICT_TIMEOUT
 
 ABS_NET = ([np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])  # |x0 - x1|
 
@@ -48,7 +49,7 @@ def test_wrong_claims_are_flagged_and_right_ones_confirmed(bench, capsys):
         "nets/abs.onnx,specs/unsat.vnnlib,timeout,116\n")    # no claim
     out, md = bench / "audit.json", bench / "audit.md"
     rc = main(["audit", str(bench / "results.csv"), "--json", str(out), "--markdown", str(md), "--no-progress",
-               "--timeout", "20"])
+               "--timeout", str(VERDICT_TIMEOUT)])
     assert rc == 1
     text = capsys.readouterr().out
     assert text.count("WRONG") >= 2 and "confirmed 2, WRONG 2, undecided 0" in text
@@ -79,7 +80,8 @@ def test_all_claims_right_exits_0_and_headerless_vnncomp_layout(bench, capsys):
     claims = read_claims(bench / "sub" / "res.csv", root=bench)
     assert [(c.claim, c.extra["run_time"]) for c in claims] == [("sat", "1.2"), ("unsat", "3.4"), ("", "116")]
     assert claims[1].extra["benchmark"] == "toy" and claims[0].network_path == bench / "nets" / "abs.onnx"
-    rc = main(["audit", str(bench / "sub" / "res.csv"), "--root", str(bench), "--no-progress", "--timeout", "20"])
+    rc = main(["audit", str(bench / "sub" / "res.csv"), "--root", str(bench), "--no-progress",
+               "--timeout", str(VERDICT_TIMEOUT)])
     assert rc == 0
     assert "confirmed 2, WRONG 0, undecided 0" in capsys.readouterr().out
 
@@ -97,7 +99,7 @@ def test_long_table_one_tool_year_and_convert(bench, capsys):
     text = convert_long(bench / "long.csv", "NV.jl", "2021", out=bench / "nv.csv")
     assert text.splitlines() == ["network,property,result,time_s", "nets/abs.onnx,specs/sat.vnnlib,sat,1",
                                  "nets/abs.onnx,specs/unsat.vnnlib,sat,2"]
-    report = audit(bench / "nv.csv", timeout=20)
+    report = audit(bench / "nv.csv", timeout=VERDICT_TIMEOUT)
     assert [r.outcome for r in report.rows] == ["confirmed", "WRONG"]
     rc = main(["audit", str(bench / "long.csv"), "--tool", "nnv", "--year", "2021", "--no-progress"])
     assert rc == 0
@@ -129,6 +131,7 @@ def test_read_claims_rejects_tool_without_tool_column(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four claims of up to 120 s each: above the 300 s default
 def test_nv_jl_2021_acasxu_wrong_claims(benchmarks):
     """Two of NV.jl's six wrong ACAS Xu claims (2021), and two of its right ones."""
     acas = benchmarks / "acasxu"
@@ -151,7 +154,7 @@ def test_published_witness_that_rechecks_answers_sat(bench):
     (bench / "w" / "abs__unsat.txt").write_text("((X_0 0.5)\n (X_1 0.5)\n (Y_0 0.0))\n")  # does not re-check
     (bench / "r.csv").write_text("network,property,result\nnets/abs.onnx,specs/sat.vnnlib,holds\n"
                                  "nets/abs.onnx,specs/unsat.vnnlib,holds\n")
-    report = audit(bench / "r.csv", timeout=20, witnesses=bench / "w")
+    report = audit(bench / "r.csv", timeout=VERDICT_TIMEOUT, witnesses=bench / "w")
     first, second = report.rows
     assert first.outcome == "WRONG" and "witness abs__sat.txt" in first.reason
     assert first.counterexample["x"] == [0.0, 1.0]

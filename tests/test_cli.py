@@ -143,7 +143,7 @@ def test_command_modules_import_only_options():
 def test_bench_counts_agreement(tmp_path, absnet):
     (tmp_path / "sat.vnnlib").write_text(vnnlib(y_at_least=0.5))
     (tmp_path / "unsat.vnnlib").write_text(vnnlib(y_at_least=1.5))
-    (tmp_path / "inst.csv").write_text("abs.onnx,sat.vnnlib,30\nabs.onnx,unsat.vnnlib,30\n")
+    (tmp_path / "inst.csv").write_text("abs.onnx,sat.vnnlib,120\nabs.onnx,unsat.vnnlib,120\n")
     # the ground truth deliberately claims the wrong verdict for the second instance
     (tmp_path / "gt.csv").write_text("network,property,expected\nabs.onnx,sat.vnnlib,sat\nabs.onnx,unsat.vnnlib,sat\n")
     out, rep = tmp_path / "results.csv", tmp_path / "bench.json"
@@ -161,7 +161,7 @@ def test_bench_on_worker_processes_gives_the_same_rows_in_csv_order(tmp_path, ab
     props = {f"p{k}.vnnlib": vnnlib(y_at_least=t) for k, t in enumerate([0.5, 1.5, 0.2, 3.0, 0.9])}
     for name, text in props.items():
         (tmp_path / name).write_text(text)
-    (tmp_path / "inst.csv").write_text("".join(f"abs.onnx,{name},30\n" for name in props))
+    (tmp_path / "inst.csv").write_text("".join(f"abs.onnx,{name},120\n" for name in props))
     rows = {}
     for workers in ("1", "2"):
         rep = tmp_path / f"bench{workers}.json"
@@ -283,7 +283,7 @@ def test_verify_reports_progress_on_long_runs(monkeypatch):
     from exactverify import verify
     from exactverify.bounds.crown import crown_bounds, linear_objective_bounds
     from exactverify.core.property import Case, OutputConstraint, Property
-    from exactverify.testing import random_network
+    from exactverify.testing import VERDICT_TIMEOUT, random_network
 
     monkeypatch.setattr(verifier, "_PROGRESS_SECONDS", 0.0)  # every box and MILP reports
     net = random_network([3, 20, 20, 2], seed=1)
@@ -294,7 +294,7 @@ def test_verify_reports_progress_on_long_runs(monkeypatch):
     t = ((ys[:, 0] - ys[:, 1]).max() + up) / 2
     prop = Property(3, 2, [Case(lo, hi, [OutputConstraint(np.array([[-1.0, 1.0]]), np.array([-t]))])])
     lines = []
-    result = verify(net, prop, timeout=30, progress=lines.append, attack_time=0)
+    result = verify(net, prop, timeout=VERDICT_TIMEOUT, progress=lines.append, attack_time=0)
     assert result.status == "unsat"
     assert lines and all(line.startswith("[") and "disjuncts refuted" in line for line in lines)
     assert any("input boxes done" in line for line in lines)

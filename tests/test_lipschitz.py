@@ -26,7 +26,7 @@ from exactverify.bounds.lipschitz import (certify_batch, l2_operator_norm, linea
 from exactverify.metrics.local_robustness import candidate_sets, check_local_robustness
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, Property
-from exactverify.testing import random_network
+from exactverify.testing import VERDICT_TIMEOUT, random_network
 
 GROUPS = [[0, 1], [2, 3, 4]]
 
@@ -235,10 +235,10 @@ def test_certified_points_are_exactly_robust(norm, mode, kw):
             ok = lipschitz_certificate(net, x, mid, norm=norm, mode=mode, K=K, **kw).certified
             lo, hi = (mid, hi) if ok else (lo, mid)
         radius = lo if norm == "inf" else lo / np.sqrt(4)  # the L-inf ball inscribed in the L2 ball
-        res = check_local_robustness(net, x, radius, mode=mode, timeout=20, **kw)
+        res = check_local_robustness(net, x, radius, mode=mode, timeout=VERDICT_TIMEOUT, **kw)
         assert res.status == "robust", (x, radius, res)
         if norm == "2":  # and on the L2 ball itself, by cutting planes
-            res = check_local_robustness(net, x, lo, mode=mode, timeout=20, norm="2", **kw)
+            res = check_local_robustness(net, x, lo, mode=mode, timeout=VERDICT_TIMEOUT, norm="2", **kw)
             assert res.status == "robust", (x, lo, res)
         checked += 1
     assert checked >= 8
@@ -288,9 +288,9 @@ def test_exact_l2_checks_by_cutting_planes():
     net = random_network([2, 16, 16, 3], seed=11)
     x = np.array([0.3, -0.2])
     for eps in (0.05, 0.1, 0.2):
-        l2 = check_local_robustness(net, x, eps, norm="2", timeout=20).status
-        inner = check_local_robustness(net, x, eps / np.sqrt(2), timeout=20).status
-        outer = check_local_robustness(net, x, eps, timeout=20).status
+        l2 = check_local_robustness(net, x, eps, norm="2", timeout=VERDICT_TIMEOUT).status
+        inner = check_local_robustness(net, x, eps / np.sqrt(2), timeout=VERDICT_TIMEOUT).status
+        outer = check_local_robustness(net, x, eps, timeout=VERDICT_TIMEOUT).status
         assert l2 in ("robust", "not_robust")
         assert not (l2 == "robust" and inner == "not_robust") and not (l2 == "not_robust" and outer == "robust")
 
@@ -417,5 +417,5 @@ def test_lipschitz_refutes_only_what_the_verifier_proves():
                 if flag:
                     refuted_any += 1
                     single = Property(4, 5, [Case(prop.cases[0].lower, prop.cases[0].upper, [d])])
-                    assert verify(net, single, timeout=20).status == "unsat"
+                    assert verify(net, single, timeout=VERDICT_TIMEOUT).status == "unsat"
     assert refuted_any > 30

@@ -7,13 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from exactverify.bounds.crown import compute_bounds
-from exactverify.bounds.interval import interval_bounds
+from exactverify.bounds.crown import compute_bounds, interval_bounds
 from exactverify.encodings.milp import SMALL_ENTRY, build_milp
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.solvers import solve
-from exactverify.testing import box_property, random_network
+from exactverify.testing import VERDICT_TIMEOUT, box_property, random_network
 from exactverify.core.property import robustness_property
 from exactverify.search.verifier import verify
 
@@ -31,7 +30,7 @@ def _evaluate(net, lb, case, x):
     model.col_upper = model.col_upper.copy()
     model.col_lower[model.input_cols] = x
     model.col_upper[model.input_cols] = x
-    res = solve(model, time_limit=10)
+    res = solve(model, time_limit=VERDICT_TIMEOUT)
     assert res.status == "optimal", res
     return model.output_values(res.x), model, res
 
@@ -76,7 +75,7 @@ def test_nearly_stable_relu_is_relaxed_not_branched():
     case = _case([-1.0], [1.0], np.ones((1, 1)), [-1.0], n_out=1)
     model = build_milp(net, interval_bounds(net, case.lower, case.upper), case, case.disjuncts[0])
     assert model.num_binaries == 0 and model.stats["relu_relaxed"] == [1]
-    assert verify(net, Property(1, 1, [case]), timeout=10).status == "unsat"
+    assert verify(net, Property(1, 1, [case]), timeout=VERDICT_TIMEOUT).status == "unsat"
 
 
 def test_tiny_weights_widen_rows_instead_of_vanishing():
@@ -102,7 +101,7 @@ def test_input_constraints_are_rows():
     model = build_milp(net, interval_bounds(net, lo, hi), case, case.disjuncts[0])
     model.objective = np.zeros(model.num_cols)
     model.objective[model.input_cols] = -1.0  # maximise x0 + x1: the input row must stop it at -1.5
-    res = solve(model, time_limit=10)
+    res = solve(model, time_limit=VERDICT_TIMEOUT)
     assert res.status == "optimal" and abs(res.objective - 1.5) < 1e-7
 
 
@@ -133,7 +132,7 @@ def test_maxgroups_drops_members_that_are_never_the_max():
     case = _case([-1.0], [1.0], np.ones((1, 1)), [0.5], n_out=1)
     model = build_milp(net, interval_bounds(net, case.lower, case.upper), case, case.disjuncts[0])
     assert model.num_binaries == 0 and model.stats["max_dropped_members"] == [1]
-    result = verify(net, Property(1, 1, [case]), timeout=10)
+    result = verify(net, Property(1, 1, [case]), timeout=VERDICT_TIMEOUT)
     assert result.status == "sat" and result.counterexample.x[0] <= -0.5
 
 
@@ -146,7 +145,7 @@ def test_fixed_integers_give_the_pattern_lp():
     _, model, res = _evaluate(net, lb, case, x)
     lp = model.with_fixed_integers(res.x)
     assert not lp.integrality.any()
-    res2 = solve(lp, time_limit=10)
+    res2 = solve(lp, time_limit=VERDICT_TIMEOUT)
     assert res2.status == "optimal"
     assert np.allclose(lp.output_values(res2.x), net.forward(x), atol=1e-7)
 
@@ -163,20 +162,20 @@ def test_verify_unsat_sat_and_rechecks_on_the_original_network():
     lo, hi = -np.ones(3), np.ones(3)
     ys = net.forward(np.random.default_rng(0).uniform(lo, hi, (2000, 3)))
     top = ys[:, 0].max()
-    sat = verify(net, box_property(lo, hi, [(np.array([[-1.0, 0.0]]), [-(top - 0.01)])]), timeout=10)
+    sat = verify(net, box_property(lo, hi, [(np.array([[-1.0, 0.0]]), [-(top - 0.01)])]), timeout=VERDICT_TIMEOUT)
     assert sat.status == "sat"
     x = np.asarray(sat.counterexample.x)
     assert net.forward(x)[0] >= top - 0.01
     assert sat.network == "fused"
     bound = compute_bounds(net.simplified(), lo, hi, "interval").upper[-1][0]
-    unsat = verify(net, box_property(lo, hi, [(np.array([[-1.0, 0.0]]), [-(bound + 1.0)])]), timeout=10)
+    unsat = verify(net, box_property(lo, hi, [(np.array([[-1.0, 0.0]]), [-(bound + 1.0)])]), timeout=VERDICT_TIMEOUT)
     assert unsat.status == "unsat" and "bounds" in unsat.reason
 
 
 def test_interval_bounds_option_and_result_fields():
     net = random_network([3, 10, 10, 3], seed=2)
     prop = robustness_property(np.zeros(3), 0.5, 0, 3)
-    r = verify(net, prop, timeout=10, bounds="interval", attack_time=0.0)
+    r = verify(net, prop, timeout=VERDICT_TIMEOUT, bounds="interval", attack_time=0.0)
     assert r.status == "unsat" and r.reason.startswith("every disjunct refuted")
     assert r.bounds["method"] == "interval" and len(r.bounds["unstable"][0]) == 2
     assert r.stats["milps"] >= 1 and r.stats["solver_calls"] >= 1
@@ -187,11 +186,13 @@ def test_interval_bounds_option_and_result_fields():
 def test_empty_disjunct_is_sat_anywhere():
     net = random_network([2, 3, 2], seed=0)
     prop = Property(2, 2, [Case(-np.ones(2), np.ones(2), [OutputConstraint(np.zeros((0, 2)), np.zeros(0))])])
-    assert verify(net, prop, timeout=5).status == "sat"
+    assert verify(net, prop, timeout=VERDICT_TIMEOUT).status == "sat"
 
 
 @pytest.mark.parametrize("n_in", [20, 12])  # ReLU splitting, then one MILP over the whole box; input splitting
 def test_timeout_is_respected(n_in):
+    """A TIMING test: its point is that verify returns "timeout" about when its time limit runs out.
+    The slack, max(5 s, 50% of the limit), is for a slow or loaded machine; a hang still fails."""
     net = random_network([n_in, 120, 120, 120, 5], seed=11)
     lo, hi = -np.ones(n_in), np.ones(n_in)
     simple = net.simplified()
@@ -206,7 +207,7 @@ def test_timeout_is_respected(n_in):
         r = verify(net, prop, timeout=timeout)
         elapsed = time.perf_counter() - t
         assert r.status == "timeout", r
-        assert elapsed <= timeout + 1.5, elapsed
+        assert elapsed <= timeout + max(5.0, 0.5 * timeout), elapsed
 
 
 def test_maxgroups_with_members_that_are_identically_zero():
@@ -231,7 +232,7 @@ def _abs_net():
 def test_violation_exactly_zero_is_a_counterexample():
     # |x| >= 1 on [-1, 1]: met with equality at x = +-1, and the constraints are non-strict
     prop = box_property([-1.0], [1.0], [(np.array([[-1.0]]), [-1.0])])
-    r = verify(_abs_net(), prop, timeout=10)
+    r = verify(_abs_net(), prop, timeout=VERDICT_TIMEOUT)
     assert r.status == "sat" and abs(r.counterexample.x[0]) == 1.0
 
 
@@ -245,25 +246,30 @@ def test_knife_edge_is_unknown_never_a_verdict():
     # y >= 0.5 + 1e-9: truly unsat, but by less than the proof margin; the bounds cannot refute it,
     # so the MILP decides, and it must claim neither verdict
     prop = box_property([-1.0], [1.0], [(np.array([[-1.0]]), [-(0.5 + 1e-9)])])
-    r = verify(_clamp_net(), prop, timeout=10)
+    r = verify(_clamp_net(), prop, timeout=VERDICT_TIMEOUT)
     assert r.status == "unknown" and "proof margin" in r.reason
     # with a margin well above the tolerance the same MILP proves it
     prop = box_property([-1.0], [1.0], [(np.array([[-1.0]]), [-(0.5 + 1e-3)])])
-    r = verify(_clamp_net(), prop, timeout=10)
+    r = verify(_clamp_net(), prop, timeout=VERDICT_TIMEOUT)
     assert r.status == "unsat" and "MILP" in r.reason
 
 
-def test_polish_recovers_a_counterexample_from_a_bad_candidate():
+def test_polish_recovers_a_counterexample_from_a_bad_candidate(monkeypatch):
+    import exactverify.search.verifier as verifier
     from exactverify.search.verifier import _Clock, _Run
+
+    # the polish is bounded by its work (three candidates, one LP and a few descent steps each): its
+    # 0.5 s cap must not decide this test on a loaded machine
+    monkeypatch.setattr(verifier, "_POLISH_SECONDS", VERDICT_TIMEOUT)
 
     net = random_network([2, 6, 1], seed=8)
     lo, hi = -np.ones(2), np.ones(2)
     ys = net.forward(np.random.default_rng(1).uniform(lo, hi, (4000, 2)))[:, 0]
     prop = box_property(lo, hi, [(np.array([[1.0]]), [np.quantile(ys, 0.01)])])  # a small sat region
-    run = _Run(net, prop, _Clock(10.0), "interval", "highs", 0)
+    run = _Run(net, prop, _Clock(VERDICT_TIMEOUT), "interval", "highs", 0)
     run.bound_cases()
     model = build_milp(run.net, run.case_bounds[0], prop.cases[0], prop.cases[0].disjuncts[0])
-    res = solve(model, time_limit=10)
+    res = solve(model, time_limit=VERDICT_TIMEOUT)
     assert res.status == "optimal" and res.objective < 0
     bad = res.x.copy()
     bad[model.input_cols] = (lo + hi) / 2  # right activation pattern, wrong point

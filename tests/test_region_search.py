@@ -7,7 +7,7 @@ import pytest
 
 from exactverify import load_network, load_vnnlib, verify
 from exactverify.search.region_search import _region_lp, mixed_start, region_walk
-from test_oracle import linear_regions, make_instance, min_violation
+from exactverify.testing import VERDICT_TIMEOUT, linear_regions, make_instance, min_violation
 
 SEEDS = range(24)
 
@@ -62,7 +62,7 @@ def test_walks_stay_between_the_true_minimum_and_their_start():
 def test_verify_finds_the_thin_counterexample_of_acas_1_9_prop_7(benchmarks, seed):
     net = load_network(benchmarks / "acasxu" / "onnx" / "ACASXU_run2a_1_9_batch_2000.onnx")
     prop = load_vnnlib(benchmarks / "acasxu" / "vnnlib" / "prop_7.vnnlib")
-    res = verify(net, prop, timeout=60, seed=seed)
+    res = verify(net, prop, timeout=VERDICT_TIMEOUT, seed=seed)
     assert res.status == "sat"
     x = np.asarray(res.counterexample.x)
     assert prop.satisfied_by(x, net.forward(x))

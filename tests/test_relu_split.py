@@ -1,4 +1,4 @@
-"""ReLU-phase branch and bound (relu_split.py) against the brute-force oracle of test_oracle.py."""
+"""ReLU-phase branch and bound (relu_split.py) against the brute-force oracle of exactverify.testing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from exactverify.encodings.milp import build_milp
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.search.relu_split import ReluSplitter, supports
 from exactverify.solvers import solve
-from exactverify.testing import random_network
-from test_oracle import linear_regions, min_violation
+from exactverify.testing import VERDICT_TIMEOUT, linear_regions, min_violation, random_network
 
 
 def _leaf_milp(net, prop, ci):
@@ -23,7 +22,7 @@ def _leaf_milp(net, prop, ci):
 
     def leaf(lb, di):
         model = build_milp(net, lb, case, case.disjuncts[di])
-        res = solve(model, "highs", time_limit=5)
+        res = solve(model, "highs", time_limit=VERDICT_TIMEOUT)  # at most 6 binaries: milliseconds
         if res.status == "infeasible":
             return True
         if res.x is not None:
@@ -72,7 +71,7 @@ def test_refutes_only_unreachable_disjuncts_and_finds_real_counterexamples(seed)
         assert abs(exact - target) < 1e-6  # the instance is what it says
     sp = _splitter(net, prop, iterations=10)
     open_ = list(range(len(targets)))
-    refuted, ce = sp.run(open_, time.perf_counter() + 10)
+    refuted, ce = sp.run(open_, time.perf_counter() + VERDICT_TIMEOUT)  # the search ends by itself: ~30 ReLUs
     for di in refuted:
         assert targets[di] > 0, f"disjunct {di} refuted but its minimum violation is {targets[di]}"
     if ce is not None:
@@ -92,7 +91,7 @@ def test_a_sat_disjunct_alone_gets_a_counterexample_or_stays_open():
         for di, target in enumerate(targets):
             if target < 0:
                 sp = _splitter(net, prop)
-                refuted, ce = sp.run([di], time.perf_counter() + 5)
+                refuted, ce = sp.run([di], time.perf_counter() + VERDICT_TIMEOUT)
                 assert di not in refuted
                 assert ce is not None, f"seed {seed} disjunct {di}: no counterexample ({sp.stats})"
                 assert np.asarray(ce.x).shape == (prop.n_inputs,)
@@ -113,7 +112,10 @@ def test_no_refutation_where_samples_meet_the_disjunct():
             q = np.quantile(ys @ a[0], 0.002)  # met by about 8 of the samples
             ds.append(OutputConstraint(a, np.array([q])))
         prop = Property(10, 5, [Case(lo, hi, ds)])
-        refuted, ce = _splitter(net, prop).run(list(range(5)), time.perf_counter() + 3)
+        # bounded by work, not time: the search stops at a few thousand open domains (1 MB of them),
+        # though each net's first counterexample, found within a few rounds, ends it long before that
+        sp = _splitter(net, prop, memory=1e6)
+        refuted, ce = sp.run(list(range(5)), time.perf_counter() + VERDICT_TIMEOUT)
         assert refuted == []
 
 

@@ -13,7 +13,7 @@ from conftest import REPO, make_onnx
 from exactverify import verify
 from exactverify.core.network import Affine, ReLU
 from exactverify.metrics.radius import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset, norm_distance, pointwise_robustness)
-from exactverify.testing import random_network
+from exactverify.testing import VERDICT_TIMEOUT, random_network
 from exactverify.core.property import robustness_property
 
 DOMAIN = (-2.0, 2.0)
@@ -117,7 +117,7 @@ def test_rho_matches_brute_force_oracle(sizes, seed, norm):
     x0 = _point(net, seed)
     label = int(np.argmax(net.forward(x0)))
     rho = oracle_rho(net, x0, label, norm, DOMAIN)
-    r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=20)
+    r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
     assert r.status == "exact", (r.lower, r.upper, rho, r.stats)
     if math.isinf(rho):
         assert math.isinf(r.lower) and math.isinf(r.upper)
@@ -143,8 +143,8 @@ def test_both_linf_methods_match_the_oracle(sizes, seed):
     x0 = _point(net, seed)
     label = int(np.argmax(net.forward(x0)))
     rho = oracle_rho(net, x0, label, "inf", DOMAIN)
-    checks = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20)
-    milp = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20, method="milp")
+    checks = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+    milp = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT, method="milp")
     assert checks.status == milp.status == "exact"
     assert "checks" not in milp.stats
     if math.isinf(rho):
@@ -165,7 +165,7 @@ def test_max_radius_below_rho_is_a_bound_not_infinity(method):
     rho = oracle_rho(net, x0, label, "inf", DOMAIN)
     assert math.isfinite(rho)
     # no Bastani point: then no point at all is found within max_radius (the attack stays inside it)
-    r = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=20, max_radius=0.5 * rho,
+    r = pointwise_robustness(net, x0, label, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT, max_radius=0.5 * rho,
                              method=method, bastani=False)
     assert r.status != "exact" and math.isinf(r.upper)
     assert 0.5 * rho * (1 - 1e-6) <= r.lower <= 0.5 * rho * (1 + 1e-9)
@@ -176,20 +176,20 @@ def test_max_radius_below_rho_is_a_bound_not_infinity(method):
 def test_verify_below_rho_is_unsat(sizes, seed):
     net = random_network(sizes, seed=seed)
     x0 = _point(net, seed)
-    r = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=20)
+    r = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
     assert r.status == "exact" and math.isfinite(r.upper)
     n_out = net.output_size
-    below = verify(net, robustness_property(x0, 0.999 * r.upper, r.label, n_out, DOMAIN), timeout=20)
+    below = verify(net, robustness_property(x0, 0.999 * r.upper, r.label, n_out, DOMAIN), timeout=VERDICT_TIMEOUT)
     assert below.status == "unsat"
-    at = verify(net, robustness_property(x0, r.upper, r.label, n_out, DOMAIN), timeout=20)
+    at = verify(net, robustness_property(x0, r.upper, r.label, n_out, DOMAIN), timeout=VERDICT_TIMEOUT)
     assert at.status == "sat"
 
 
 def test_binary_disjunction_agrees_with_per_class():
     net = random_network([3, 6, 5, 4], seed=7)
     x0 = _point(net, 7)
-    a = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=20, disjunction="per_class")
-    b = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=20, disjunction="binary")
+    a = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT, disjunction="per_class")
+    b = pointwise_robustness(net, x0, norm="inf", domain=DOMAIN, timeout=VERDICT_TIMEOUT, disjunction="binary")
     assert a.status == b.status == "exact"
     assert abs(a.upper - b.upper) <= 1e-6 * max(1, a.upper)
 
@@ -199,10 +199,10 @@ def test_misclassified_label_gives_zero_and_unbounded_domain():
     x0 = _point(net, 0)
     pred = int(np.argmax(net.forward(x0)))
     wrong = (pred + 1) % 3
-    r = pointwise_robustness(net, x0, wrong, norm="2", timeout=10)
+    r = pointwise_robustness(net, x0, wrong, norm="2", timeout=VERDICT_TIMEOUT)
     assert r.lower == 0.0 and r.upper <= 1e-6 and r.status == "exact"
     # no domain: the search region comes from the attack alone
-    r = pointwise_robustness(net, x0, norm="inf", timeout=10)
+    r = pointwise_robustness(net, x0, norm="inf", timeout=VERDICT_TIMEOUT)
     rho = oracle_rho(net, x0, pred, "inf", (-1e3, 1e3))
     assert r.status == "exact" and abs(r.upper - rho) <= 1e-5 * max(1, rho)
 
@@ -212,17 +212,19 @@ def test_bastani_estimate_is_an_upper_bound():
         net = random_network(sizes, seed=seed)
         x0 = _point(net, seed)
         for norm in ("inf", "1", "2"):
-            r = pointwise_robustness(net, x0, norm=norm, domain=DOMAIN, timeout=20)
+            r = pointwise_robustness(net, x0, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
             est = bastani_estimate(net, x0, None, norm, DOMAIN)
             if est is not None:
                 assert est >= r.lower - 1e-7
 
 
 def test_timeout_returns_a_sound_bracket():
+    """With no time at all (timeout 0, whatever the machine) the bracket still holds the exact radius."""
     net = random_network([3, 6, 5, 4], seed=7)
     x0 = _point(net, 7)
     r = pointwise_robustness(net, x0, norm="1", domain=DOMAIN, timeout=0.0)
-    exact = pointwise_robustness(net, x0, norm="1", domain=DOMAIN, timeout=20)
+    exact = pointwise_robustness(net, x0, norm="1", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+    assert exact.status == "exact"
     assert r.lower <= exact.upper + 1e-9 and r.upper >= exact.lower - 1e-9
     assert r.status in ("timeout", "exact")
 
@@ -234,7 +236,7 @@ def test_dataset_metrics_and_resume(tmp_path):
     y = np.argmax(net.forward(X), axis=1)
     y[3] = (y[3] + 1) % 3  # one misclassified point
     resume = tmp_path / "progress.jsonl"
-    rep = dataset_robustness(net, X, y, norm="inf", domain=DOMAIN, eps_list=[0.05, 10.0], timeout=10,
+    rep = dataset_robustness(net, X, y, norm="inf", domain=DOMAIN, eps_list=[0.05, 10.0], timeout=VERDICT_TIMEOUT,
                              resume_path=resume, progress=False, baseline=True)
     assert [p["index"] for p in rep["points"]] == list(range(5))
     assert rep["summary"]["misclassified"] == [3]
@@ -250,7 +252,7 @@ def test_dataset_metrics_and_resume(tmp_path):
     recs = [r for r in recs if r["index"] != 4]
     recs[0]["seconds"] = 12345.0
     resume.write_text(lines[0] + "\n" + "".join(json.dumps(r) + "\n" for r in recs) + '{"index": 4, "lab')
-    rep2 = dataset_robustness(net, X, y, norm="inf", domain=DOMAIN, eps_list=[0.05], timeout=10,
+    rep2 = dataset_robustness(net, X, y, norm="inf", domain=DOMAIN, eps_list=[0.05], timeout=VERDICT_TIMEOUT,
                               resume_path=resume, progress=False)
     assert rep2["points"][recs[0]["index"]]["seconds"] == 12345.0
     assert rep2["points"][4]["radius"]["upper"] == pytest.approx(rep["points"][4]["radius"]["upper"], rel=1e-5)
@@ -355,6 +357,7 @@ def test_cli_robustness_bad_input(tmp_path, small_onnx):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 120 s + 300 s of limits: above the 300 s default
 def test_mnist_first_point_exact(benchmarks):
     from exactverify import load_network
     net = load_network(benchmarks / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx")

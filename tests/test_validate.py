@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import make_onnx
-from exactverify.bounds.interval import propagate_interval
+from exactverify.bounds.crown import propagate_interval
 from exactverify.core.check import check_point
 from exactverify.cli.app import main
 from exactverify.core.network import Affine, Network, ReLU
-from exactverify.testing import random_network
+from exactverify.testing import VERDICT_TIMEOUT, random_network
 from exactverify.core.property import robustness_property
 from exactverify.metrics.validate import load_data, validate
 
@@ -42,7 +42,8 @@ def test_unsound_method_is_caught_with_rechecked_counterexamples():
     X = rng.uniform(-1, 1, (5, 3))
     y = np.argmax(net.forward(X), axis=1)
     eps = list(0.02 * 1.05 ** np.arange(40))
-    rep = validate(net, X, y, eps, methods={"shrunk-ibp": shrunk_ibp, "ibp": "ibp", "crown": "crown"}, timeout=10)
+    rep = validate(net, X, y, eps, methods={"shrunk-ibp": shrunk_ibp, "ibp": "ibp", "crown": "crown"},
+                   timeout=VERDICT_TIMEOUT)
     viol = rep.violations()
     assert viol and all(m == "shrunk-ibp" for m, _ in viol)
     for _, row in viol:
@@ -68,8 +69,8 @@ def test_sound_methods_have_no_violations(sizes, seed):
     X = rng.uniform(-1, 1, (6, sizes[0]))
     y = np.argmax(net.forward(X), axis=1)
     y[0] = (y[0] + 1) % sizes[-1]  # one misclassified point: never robust
-    rep = validate(net, X, y, [0.02, 0.1, 0.3], methods=["ibp", "crown", "alpha-crown", "lipschitz"], timeout=20,
-                   exact_radius=False)
+    rep = validate(net, X, y, [0.02, 0.1, 0.3], methods=["ibp", "crown", "alpha-crown", "lipschitz"],
+                   timeout=VERDICT_TIMEOUT, exact_radius=False)
     assert rep.violations() == []
     for m in rep.methods:
         for e in rep.eps:
@@ -93,7 +94,7 @@ def test_hook_without_label_and_radius_answers():
         seen.append(x.copy())
         return 0.0
 
-    rep = validate(net, X, y, [0.0, 0.05], methods={"zero": radius_zero}, timeout=10, exact_radius=False)
+    rep = validate(net, X, y, [0.0, 0.05], methods={"zero": radius_zero}, timeout=VERDICT_TIMEOUT, exact_radius=False)
     assert len(seen) == 6  # 3 correctly classified points x 2 eps
     at0 = rep.stats("zero", 0.0)
     assert at0["certified"] == 3 and at0["violations"] == 0 and at0["truly_robust"] == 3
@@ -149,7 +150,7 @@ def test_lipschitz_radius_against_exact_radius(tmp_path):
     rng = np.random.default_rng(4)
     X = rng.uniform(-1, 1, (2, 2))
     y = np.argmax(net.forward(X), axis=1)
-    rep = validate(net, X, y, [0.01, 0.05], methods=["lipschitz", "crown"], timeout=10)
+    rep = validate(net, X, y, [0.01, 0.05], methods=["lipschitz", "crown"], timeout=VERDICT_TIMEOUT)
     assert rep.radius_methods() == ["lipschitz"]
     rs = rep.radius_stats("lipschitz")
     assert rs is not None and rs["radius_violations"] == []
