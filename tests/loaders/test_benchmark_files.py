@@ -15,7 +15,7 @@ from exactverify.loaders.onnx import load_onnx
 
 ort = pytest.importorskip("onnxruntime")
 
-BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 ONNX_FILES = sorted(str(p.relative_to(BENCHMARKS)) for p in BENCHMARKS.glob("**/*.onnx")) if BENCHMARKS.is_dir() else []
 COAV_SAMPLE = ["coav_000", "coav_123", "coav_250", "coav_377", "coav_499"]
 

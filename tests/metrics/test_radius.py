@@ -8,13 +8,16 @@ import sys
 
 import numpy as np
 import pytest
+from pathlib import Path
 
-from conftest import REPO, make_onnx
+from exactverify.testing import make_onnx
 from exactverify import verify
 from exactverify.core.network import Affine, ReLU
 from exactverify.metrics.radius import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset, norm_distance, pointwise_robustness)
 from exactverify.testing import VERDICT_TIMEOUT, random_network
 from exactverify.core.property import robustness_property
+
+REPO = Path(__file__).resolve().parents[2]
 
 DOMAIN = (-2.0, 2.0)
 

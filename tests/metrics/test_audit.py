@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import make_onnx
+from exactverify.testing import make_onnx
 from exactverify import load_network, load_vnnlib
 from exactverify.metrics.audit import audit, claim_of, convert_long, format_markdown, read_claims
 from exactverify.core.check import check_point

@@ -17,7 +17,7 @@ from exactverify.core.errors import InputError
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.loaders.vnnlib import load_vnnlib, parse_vnnlib, write_vnnlib
 
-BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 ACAS = BENCHMARKS / "acasxu" / "vnnlib"
 
 

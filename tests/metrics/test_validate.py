@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import make_onnx
+from exactverify.testing import make_onnx
 from exactverify.bounds.crown import propagate_interval
 from exactverify.core.check import check_point
 from exactverify.cli.app import main

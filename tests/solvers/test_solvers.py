@@ -228,7 +228,7 @@ def test_smt_encoding_computes_the_network_exactly():
 def test_cli_verify_accepts_each_solver(capsys):
     from exactverify.cli.app import main
 
-    ex = Path(__file__).resolve().parents[1] / "examples"
+    ex = Path(__file__).resolve().parents[2] / "examples"
     net = str(ex / "toy_spirals.onnx")
     for solver in BACKENDS:
         assert main(["verify", net, str(ex / "toy_eps0.15.vnnlib"), "--solver", solver]) == 0

@@ -6,8 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from pathlib import Path
 
-from conftest import REPO, make_onnx
+from exactverify.testing import make_onnx
+
+REPO = Path(__file__).resolve().parents[2]
 
 ABS_NET = ([np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])  # y = |x0 - x1|
 

@@ -23,7 +23,7 @@ from exactverify.core.property import Case, OutputConstraint
 from exactverify.testing import VERDICT_TIMEOUT, random_network
 from exactverify.core.property import robustness_property
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GALLERY = REPO / "encodings"
 NAME = re.compile(r"^(?P<prop>.+)\.c(?P<case>\d+)\.d(?P<disjunct>\d+)\.(?P<ext>lp|mps|smt2)$")
 

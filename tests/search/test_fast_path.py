@@ -2,13 +2,15 @@
 
 import numpy as np
 import pytest
+from pathlib import Path
 
 import exactverify.search.verifier as verifier
 from exactverify import load_network, verify
 from exactverify.core.property import robustness_property
 from exactverify.testing import VERDICT_TIMEOUT, random_network
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
+
 
 
 def test_gloro_digits_point_is_answered_by_the_certificate_without_bounds_or_milp():

@@ -19,14 +19,17 @@ import sys
 
 import numpy as np
 import pytest
+from pathlib import Path
 import scipy.sparse as sp
 
-from conftest import REPO, make_onnx
+from exactverify.testing import make_onnx
 from exactverify.bounds.lipschitz import (certify_batch, l2_operator_norm, linear_form_lipschitz, linf_operator_norm, lipschitz_certificate, lipschitz_refutes, margin_lipschitz, max_groups_l2, _spectral_fallback)
 from exactverify.metrics.local_robustness import candidate_sets, check_local_robustness
 from exactverify.core.network import Affine, MaxGroups, Network, ReLU
 from exactverify.core.property import Case, Property
 from exactverify.testing import VERDICT_TIMEOUT, random_network
+
+REPO = Path(__file__).resolve().parents[2]
 
 GROUPS = [[0, 1], [2, 3, 4]]
 
