@@ -58,7 +58,8 @@ def run_robustness(args) -> int:
     from ..loaders import load_network
     from ..core.files import json_default, write_atomic
     from ..core.errors import InputError
-    from ..metrics.radius import dataset_robustness, load_dataset, plot_metrics
+    from ..loaders.datasets import load_dataset
+    from ..metrics.dataset import dataset_robustness, plot_metrics
 
     net = load_network(args.network)
     X, y = load_dataset(args.data, scale=args.scale, n_inputs=net.input_size, n_outputs=net.output_size)
