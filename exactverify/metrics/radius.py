@@ -16,7 +16,7 @@ pass of the original network (so argmax really changes in both). To get one we s
 beyond the solver's boundary point (`radius_attack.strict_point`); the upper bound is the distance
 of the point that re-checked, never the solver's objective.
 
-How rho is computed (`pointwise_robustness`):
+How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
 
 1. A cheap lower bound: the largest L-inf radius at which CROWN proves every margin y_c - y_j > 0
    over (box of that radius) ∩ domain, by bisection. An L1 or L2 ball of radius r lies inside the
@@ -26,7 +26,7 @@ How rho is computed (`pointwise_robustness`):
    steps for L-inf, L2 steps otherwise), each stepped to a strict flip; else `max_radius`, else
    the domain.
 2b. L-inf only (the default `method="checks"`): region descent and fixed-radius checks
-   (`_close_by_checks`). Bastani's LP, solved in the linear region of the attack's point
+   (`RadiusSearch.close_by_checks`). Bastani's LP, solved in the linear region of the attack's point
    (and of targeted-ascent points for every other class) instead of x0's, and again in the next region
    across the optimum's facet, lowers R to a local minimum of the distance; then `verify` on the
    L-inf ball of radius R - 5e-7 max(1, R): unsat there proves rho >= that radius and closes the
@@ -113,78 +113,6 @@ def closed(lower: float, upper: float) -> bool:
     return math.isfinite(upper) and upper - lower <= EXACT_RTOL * max(1.0, upper)
 
 
-def _check_radius(network: Network, x0, label: int, dlo, dhi, r: float, timeout: float, seed: int,
-                  attack_time: float | None = None):
-    """`verify` on the L-inf ball of radius r (within the domain): is some y_j >= y_label, j != label?"""
-    from ..search.verifier import verify
-    prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
-    return verify(network, prop, timeout=max(timeout, 1e-3), seed=seed, attack_time=attack_time)
-
-
-def _close_by_checks(network: Network, x0, label: int, dlo, dhi, lower: float, r_max: float, best: "Best",
-                     deadline: float, stats: dict, seed: int = 0) -> tuple[float, bool]:
-    """Close [lower, best.upper] for the L-inf norm: region descent for the upper bound, then a
-    fixed-radius `verify` just below it ("is some label change within radius r?").
-
-    An unsat at r proves rho >= r (no point of the closed ball ties or beats the label), and with r
-    within the exactness tolerance of the upper bound the bracket is closed. A sat brings a re-checked
-    point (its strict-flip distance becomes the upper bound, and descent starts again from it). A
-    fixed-radius check has bounds over that ball only and asks a decision question: on MNIST 256x2
-    it takes 1-10 s, where minimising the radius in one MILP could take more than a minute.
-    The first check gets half the time left; when it runs out, a wider descent (four starts per
-    class) and a second check just below the upper bound get half of the rest, and what remains
-    goes to one check halfway down the bracket.
-    With no point found yet, the one check is at r_max: unsat there makes the lower bound r_max.
-    Returns the lower bound.
-    """
-    close = 0.5 * EXACT_RTOL
-    checks = 0
-
-    def check(r, budget, attack_time=None):
-        nonlocal checks
-        res = _check_radius(network, x0, label, dlo, dhi, r, budget, seed, attack_time)
-        checks += 1
-        stats["checks"] = checks
-        stats.setdefault("check_log", []).append([float(r), res.status, round(res.seconds, 3)])
-        if res.status == "sat" and res.counterexample is not None:
-            xs = np.asarray(res.counterexample.x, dtype=np.float64)
-            best.offer(strict_point(network, x0, xs, label, "inf", dlo, dhi, seed), "check")
-        return res.status
-
-    timeouts = 0
-    descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed)
-    while time.perf_counter() < deadline:
-        region_descent(network, x0, label, "inf", dlo, dhi, best, deadline, stats)
-        upper = best.upper
-        if closed(lower, upper):
-            break
-        remaining = deadline - time.perf_counter()
-        if not math.isfinite(upper):
-            if not math.isfinite(r_max):
-                break
-            status = check(r_max, remaining)  # no point found yet: is the whole search region robust?
-            if status == "unsat":
-                return max(lower, r_max)
-            if status != "sat":
-                break
-            continue
-        if timeouts >= 2:
-            r, budget = 0.5 * (lower + upper), remaining
-        else:
-            r, budget = max(upper - close * max(1.0, upper), lower), 0.5 * remaining
-        # just below a descended upper bound the attack rarely finds anything: keep its share small
-        status = check(r, budget, None if timeouts >= 2 else 0.25)
-        if status == "unsat":
-            lower = max(lower, r)
-        elif status != "sat":
-            timeouts += 1
-            if timeouts > 2:
-                break
-            if timeouts == 1:  # perhaps the upper bound is not yet the minimum: search wider, then retry
-                descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed + 1, starts=4)
-    return lower
-
-
 def pointwise_robustness(network: Network, x0, label: int | None = None, norm: str = "inf", domain=None,
                          timeout: float = 60.0, max_radius: float | None = None, disjunction: str = "per_class",
                          seed: int = 0, l2_max_cuts: int = 200, hints=None, bastani: bool | None = None,
@@ -200,149 +128,307 @@ def pointwise_robustness(network: Network, x0, label: int | None = None, norm: s
     method: "checks" (default) narrows an L-inf bracket with fixed-radius `verify` calls before any
     radius MILP; "milp" goes straight to the radius MILPs. L1 and L2 always use the MILPs.
     """
-    t_start = time.perf_counter()
-    deadline = t_start + max(float(timeout), 0.0)
-    norm = check_norm(norm)
-    if disjunction not in ("per_class", "binary"):
-        raise ValueError("disjunction must be 'per_class' or 'binary'")
-    if method not in ("checks", "milp"):
-        raise ValueError("method must be 'checks' or 'milp'")
-    x0 = np.asarray(x0, dtype=np.float64).ravel()
-    n = network.input_size
-    if x0.shape != (n,):
-        raise ValueError(f"x0 has {x0.size} values but the network takes {n} inputs")
-    y0 = network.forward(x0)
-    predicted = int(np.argmax(y0))
-    label = predicted if label is None else int(label)
-    if not 0 <= label < network.output_size:
-        raise ValueError(f"label {label} is not a class of a network with {network.output_size} outputs")
-    dlo, dhi = domain_arrays(domain, n)
-    if np.any(x0 < dlo) or np.any(x0 > dhi):
-        raise ValueError("x0 lies outside the domain")
-    stats: dict = {"milps": 0, "nodes": 0, "milp_seconds": 0.0}
-    best = Best()
+    return RadiusSearch(network, x0, label, norm, domain, timeout, max_radius, disjunction, seed, l2_max_cuts,
+                        hints, bastani, method).run()
 
-    def result(lower, status=None):
-        upper = best.upper
+
+class RadiusSearch:
+    """One call of `pointwise_robustness`: the bracket [lower, best.upper] on rho and the stages that narrow it.
+
+    A stage raises `lower` only by a proof and lowers `best.upper` only by a re-checked point.
+    """
+
+    def __init__(self, network: Network, x0, label, norm, domain, timeout, max_radius, disjunction, seed,
+                 l2_max_cuts, hints, bastani, method):
+        self.t_start = time.perf_counter()
+        self.deadline = self.t_start + max(float(timeout), 0.0)
+        self.network, self.domain, self.timeout, self.max_radius = network, domain, timeout, max_radius
+        self.seed, self.l2_max_cuts, self.hints, self.bastani = seed, l2_max_cuts, hints, bastani
+        self.validate(x0, label, norm, disjunction, method)
+        self.stats: dict = {"milps": 0, "nodes": 0, "milp_seconds": 0.0}
+        self.best = Best()
+        self.lower = 0.0
+        self.checks = 0
+        self.model = None  # the radius MILP being solved (its input columns map solver points back)
+
+    def validate(self, x0, label, norm, disjunction, method) -> None:
+        """Check the arguments; set the point, its label and prediction, and the domain box."""
+        self.norm = check_norm(norm)
+        if disjunction not in ("per_class", "binary"):
+            raise ValueError("disjunction must be 'per_class' or 'binary'")
+        if method not in ("checks", "milp"):
+            raise ValueError("method must be 'checks' or 'milp'")
+        self.disjunction, self.method = disjunction, method
+        self.x0 = x0 = np.asarray(x0, dtype=np.float64).ravel()
+        n = self.network.input_size
+        if x0.shape != (n,):
+            raise ValueError(f"x0 has {x0.size} values but the network takes {n} inputs")
+        self.y0 = self.network.forward(x0)
+        self.predicted = int(np.argmax(self.y0))
+        self.label = label = self.predicted if label is None else int(label)
+        if not 0 <= label < self.network.output_size:
+            raise ValueError(f"label {label} is not a class of a network with {self.network.output_size} outputs")
+        self.dlo, self.dhi = domain_arrays(self.domain, n)
+        if np.any(x0 < self.dlo) or np.any(x0 > self.dhi):
+            raise ValueError("x0 lies outside the domain")
+
+    def run(self) -> RadiusResult:
+        """The stages in order, each skipped once the bracket is closed or the time is up."""
+        if self.network.output_size < 2:
+            return self.result(math.inf if self.max_radius is None else float(self.max_radius), "bounded")
+        # 0. already misclassified (a tie counts): rho = 0
+        if flip_margin(self.y0, self.label)[0] >= 0:
+            self.offer(self.x0, "x0")
+            return self.result(0.0)
+        self.net_s = self.network.simplified()
+        self.cheap_upper()
+        self.search_box()
+        self.lower = self.crown_lower()
+        self.attack_upper()
+        if closed(self.lower, self.best.upper):
+            return self.result(self.lower)
+        if self.norm == "inf" and self.method == "checks":
+            done = self.close_by_checks()
+            if done is not None:
+                return done
+        if self.norm != "inf" or self.method != "checks":
+            # a closer upper bound first (the L-inf path above descends itself)
+            self.descend()
+            if closed(self.lower, self.best.upper):
+                return self.result(self.lower)
+        return self.exact_milps()
+
+    def result(self, lower: float, status: str | None = None) -> RadiusResult:
+        """The RadiusResult for this lower bound and the best re-checked point (status from the bracket by default)."""
+        upper = self.best.upper
         if lower > upper:  # cannot happen unless a solver tolerance was broken: keep the sound side
-            stats["inconsistent_lower"] = float(lower)
+            self.stats["inconsistent_lower"] = float(lower)
         lower = float(min(lower, upper))
         if status is None:
             status = "exact" if closed(lower, upper) else (
-                "timeout" if time.perf_counter() >= deadline else "bounded")
-        ce = as_counterexample(best.point)
-        stats["upper_source"] = best.source
-        return RadiusResult(lower=max(lower, 0.0), upper=upper, status=status, norm=norm, label=label,
-                            predicted=predicted, counterexample=ce, seconds=time.perf_counter() - t_start,
-                            stats=stats)
+                "timeout" if time.perf_counter() >= self.deadline else "bounded")
+        ce = as_counterexample(self.best.point)
+        self.stats["upper_source"] = self.best.source
+        return RadiusResult(lower=max(lower, 0.0), upper=upper, status=status, norm=self.norm, label=self.label,
+                            predicted=self.predicted, counterexample=ce, seconds=time.perf_counter() - self.t_start,
+                            stats=self.stats)
 
-    if network.output_size < 2:
-        return result(math.inf if max_radius is None else float(max_radius), "bounded")
+    def offer(self, x, source: str) -> None:
+        """Offer the strict flip at or just beyond x (if one re-checks) as the upper bound."""
+        self.best.offer(strict_point(self.network, self.x0, x, self.label, self.norm, self.dlo, self.dhi), source)
 
-    # 0. already misclassified (a tie counts): rho = 0
-    if flip_margin(y0, label)[0] >= 0:
-        best.offer(strict_point(network, x0, x0, label, norm, dlo, dhi), "x0")
-        return result(0.0)
+    # ------------------------------------------------------------------ 1, 2: cheap bounds
 
-    net_s = network.simplified()
-    # 1. a cheap upper bound R: Bastani's point and an attack
-    for pt in hints or ():
-        best.offer(strict_point(network, x0, np.asarray(pt, dtype=np.float64), label, norm, dlo, dhi), "hint")
-    if bastani if bastani is not None else n <= 256:
-        try:
-            _, pt = bastani_estimate(network, x0, label, norm, domain, return_point=True)
-        except Exception:  # the estimate is a heuristic here; the MILP does not need it
-            pt = None
-        if pt is not None:
-            best.offer(strict_point(network, x0, pt, label, norm, dlo, dhi), "bastani")
-    cap = math.inf if max_radius is None else float(max_radius)
-    search_hi = min(best.upper, cap)
-    finite_domain = bool(np.all(np.isfinite(dlo)) and np.all(np.isfinite(dhi)))
-    domain_radius = float(np.max(np.maximum(x0 - dlo, dhi - x0))) if finite_domain else math.inf
-    # 2. a cheap lower bound from CROWN (valid for every norm: the L1/L2 ball lies in the L-inf box)
-    r_probe = min(search_hi, domain_radius)
-    if not math.isfinite(r_probe):
-        r_probe = 10.0 * max(1.0, float(np.max(np.abs(x0))))
-    t0 = time.perf_counter()
-    cheap_lower = certified_radius(net_s, x0, label, dlo, dhi, r_probe, deadline)
-    stats["crown_lower"] = cheap_lower
-    stats["crown_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    attack(network, x0, label, norm, dlo, dhi, cheap_lower, min(best.upper, cap, domain_radius), best,
-            min(deadline, time.perf_counter() + max(1.0, 0.1 * timeout)), seed=seed)
-    stats["attack_seconds"] = time.perf_counter() - t0
-    stats["attack_upper"] = best.upper
-    lower = cheap_lower
-    if closed(lower, best.upper):
-        return result(lower)
-    if norm == "inf" and method == "checks":
-        # 2b. close the bracket with fixed-radius `verify` calls (L-inf balls are boxes)
+    def cheap_upper(self) -> None:
+        """1. A cheap upper bound from the hints and Bastani's point."""
+        for pt in self.hints or ():
+            self.offer(np.asarray(pt, dtype=np.float64), "hint")
+        if self.bastani if self.bastani is not None else self.network.input_size <= 256:
+            try:
+                _, pt = bastani_estimate(self.network, self.x0, self.label, self.norm, self.domain, return_point=True)
+            except Exception:  # the estimate is a heuristic here; the MILP does not need it
+                pt = None
+            if pt is not None:
+                self.offer(pt, "bastani")
+
+    def search_box(self) -> None:
+        """The radius cap and the L-inf radius of the domain around x0 (inf for an unbounded domain)."""
+        self.cap = math.inf if self.max_radius is None else float(self.max_radius)
+        self.finite_domain = bool(np.all(np.isfinite(self.dlo)) and np.all(np.isfinite(self.dhi)))
+        self.domain_radius = (float(np.max(np.maximum(self.x0 - self.dlo, self.dhi - self.x0)))
+                              if self.finite_domain else math.inf)
+
+    def crown_lower(self) -> float:
+        """2. The CROWN-certified L-inf radius: a lower bound for every norm (the L1/L2 ball lies in the L-inf box)."""
+        search_hi = min(self.best.upper, self.cap)
+        r_probe = min(search_hi, self.domain_radius)
+        if not math.isfinite(r_probe):
+            r_probe = 10.0 * max(1.0, float(np.max(np.abs(self.x0))))
         t0 = time.perf_counter()
-        r_max = min(cap, domain_radius)
-        lower = _close_by_checks(network, x0, label, dlo, dhi, lower, r_max, best, deadline, stats, seed)
-        stats["check_seconds"] = time.perf_counter() - t0
-        if not math.isfinite(best.upper) and lower >= r_max:
-            if lower >= domain_radius:
+        cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe, self.deadline)
+        self.stats["crown_lower"] = cheap_lower
+        self.stats["crown_seconds"] = time.perf_counter() - t0
+        return cheap_lower
+
+    def attack_upper(self) -> None:
+        """2. PGD with its radius bisected between the lower bound and the upper bound so far."""
+        t0 = time.perf_counter()
+        attack(self.network, self.x0, self.label, self.norm, self.dlo, self.dhi, self.lower,
+               min(self.best.upper, self.cap, self.domain_radius), self.best,
+               min(self.deadline, time.perf_counter() + max(1.0, 0.1 * self.timeout)), seed=self.seed)
+        self.stats["attack_seconds"] = time.perf_counter() - t0
+        self.stats["attack_upper"] = self.best.upper
+
+    def descend(self) -> None:
+        """Region descent from the best point and from targeted-ascent points of every class."""
+        t0 = time.perf_counter()
+        descend_all_classes(self.network, self.x0, self.label, self.norm, self.dlo, self.dhi, self.best,
+                            min(self.deadline, time.perf_counter() + max(1.0, 0.1 * self.timeout)), self.stats,
+                            self.seed)
+        self.stats["descent_seconds"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ 2b: L-inf fixed-radius checks
+
+    def close_by_checks(self) -> RadiusResult | None:
+        """2b. Narrow the L-inf bracket with fixed-radius checks; the result if that settles rho, else None."""
+        t0 = time.perf_counter()
+        r_max = min(self.cap, self.domain_radius)
+        self.lower = self.narrow_by_checks(self.lower, r_max)
+        self.stats["check_seconds"] = time.perf_counter() - t0
+        if not math.isfinite(self.best.upper) and self.lower >= r_max:
+            if self.lower >= self.domain_radius:
                 # no point of the whole (finite) domain flips: rho = inf (the infimum of the empty set)
-                stats["robust_on_domain"] = True
-                return result(math.inf, "exact")
-            return result(lower)  # nothing within max_radius: rho >= max_radius, and no more is asked
-        if closed(lower, best.upper) or time.perf_counter() >= deadline:
-            return result(lower)
+                self.stats["robust_on_domain"] = True
+                return self.result(math.inf, "exact")
+            return self.result(self.lower)  # nothing within max_radius: rho >= max_radius, and no more is asked
+        if closed(self.lower, self.best.upper) or time.perf_counter() >= self.deadline:
+            return self.result(self.lower)
+        return None
 
-    if norm != "inf" or method != "checks":
-        # a closer upper bound first: region descent (the L-inf path above does this itself)
-        t0 = time.perf_counter()
-        descend_all_classes(network, x0, label, norm, dlo, dhi, best,
-                             min(deadline, time.perf_counter() + max(1.0, 0.1 * timeout)), stats, seed)
-        stats["descent_seconds"] = time.perf_counter() - t0
-        if closed(lower, best.upper):
-            return result(lower)
+    def narrow_by_checks(self, lower: float, r_max: float) -> float:
+        """Close [lower, best.upper] for the L-inf norm: region descent for the upper bound, then a
+        fixed-radius `verify` just below it ("is some label change within radius r?").
 
-    # 3. the exact MILPs over the search region B = domain ∩ (L-inf box of radius R around x0)
-    from ..bounds.crown import linear_objective_bounds
-    from ..search.tightening import tightened_bounds
-    C = margin_matrix(net_s.output_size, label)
-    others = [j for j in range(net_s.output_size) if j != label]
-    fallback_box = domain_radius if finite_domain else 1e3 * max(1.0, float(np.max(np.abs(x0))))
+        An unsat at r proves rho >= r (no point of the closed ball ties or beats the label), and with r
+        within the exactness tolerance of the upper bound the bracket is closed. A sat brings a re-checked
+        point (its strict-flip distance becomes the upper bound, and descent starts again from it). A
+        fixed-radius check has bounds over that ball only and asks a decision question: on MNIST 256x2
+        it takes 1-10 s, where minimising the radius in one MILP could take more than a minute.
+        The first check gets half the time left; when it runs out, a wider descent (four starts per
+        class) and a second check just below the upper bound get half of the rest, and what remains
+        goes to one check halfway down the bracket.
+        With no point found yet, the one check is at r_max: unsat there makes the lower bound r_max.
+        Returns the lower bound.
+        """
+        network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
+        best, deadline, stats, seed = self.best, self.deadline, self.stats, self.seed
+        close = 0.5 * EXACT_RTOL
+        timeouts = 0
+        descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed)
+        while time.perf_counter() < deadline:
+            region_descent(network, x0, label, "inf", dlo, dhi, best, deadline, stats)
+            upper = best.upper
+            if closed(lower, upper):
+                break
+            remaining = deadline - time.perf_counter()
+            if not math.isfinite(upper):
+                if not math.isfinite(r_max):
+                    break
+                status = self.check(r_max, remaining)  # no point found yet: is the whole search region robust?
+                if status == "unsat":
+                    return max(lower, r_max)
+                if status != "sat":
+                    break
+                continue
+            if timeouts >= 2:
+                r, budget = 0.5 * (lower + upper), remaining
+            else:
+                r, budget = max(upper - close * max(1.0, upper), lower), 0.5 * remaining
+            # just below a descended upper bound the attack rarely finds anything: keep its share small
+            status = self.check(r, budget, None if timeouts >= 2 else 0.25)
+            if status == "unsat":
+                lower = max(lower, r)
+            elif status != "sat":
+                timeouts += 1
+                if timeouts > 2:
+                    break
+                if timeouts == 1:  # perhaps the upper bound is not yet the minimum: search wider, then retry
+                    descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed + 1,
+                                        starts=4)
+        return lower
 
-    def region(R):
+    def check(self, r: float, budget: float, attack_time: float | None = None) -> str:
+        """`verify` on the L-inf ball of radius r (within the domain): is some y_j >= y_label, j != label?
+        Logs the check, offers a sat's point as the upper bound, and returns verify's status."""
+        from ..search.verifier import verify
+        network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
+        prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
+        res = verify(network, prop, timeout=max(budget, 1e-3), seed=self.seed, attack_time=attack_time)
+        self.checks += 1
+        self.stats["checks"] = self.checks
+        self.stats.setdefault("check_log", []).append([float(r), res.status, round(res.seconds, 3)])
+        if res.status == "sat" and res.counterexample is not None:
+            xs = np.asarray(res.counterexample.x, dtype=np.float64)
+            self.best.offer(strict_point(network, x0, xs, label, "inf", dlo, dhi, self.seed), "check")
+        return res.status
+
+    # ------------------------------------------------------------------ 3: the exact MILPs
+
+    def exact_milps(self) -> RadiusResult:
+        """3. The exact MILPs over the search region B = domain ∩ (L-inf box of radius R around x0)."""
+        self.C = margin_matrix(self.net_s.output_size, self.label)
+        others = [j for j in range(self.net_s.output_size) if j != self.label]
+        self.fallback_box = (self.domain_radius if self.finite_domain
+                             else 1e3 * max(1.0, float(np.max(np.abs(self.x0)))))
+        reg = self.region(min(self.best.upper, self.cap))
+        # the first region is the whole domain
+        self.covers_domain = self.finite_domain and reg["R_box"] >= self.domain_radius
+        self.t_lo = max(0.0, self.lower)
+        self.reg0_full = reg["t_full"]
+
+        open_k = [k for k in range(len(others)) if reg["m_lo"][k] <= 0]
+        self.stats["classes_open"] = len(open_k)
+        if not open_k:
+            # nothing in the region flips: every misclassified point is farther than R_box in L-inf, hence
+            # in L1 and L2 too (those balls lie in the L-inf box of the same radius)
+            return self.final(max(reg["R_box"], self.reg0_full) if self.covers_domain else reg["R_box"])
+        if self.disjunction == "binary" or len(open_k) == 1:
+            M = np.array([max(float(reg["m_hi"][k]), 0.0) for k in open_k]) * (1 + 1e-9) + 1e-9
+            return self.final(self.solve_region(reg, [others[k] for k in open_k], M))
+
+        # one MILP per class: the class of the best point first, then by the least margin lower bound;
+        # whenever the best upper bound has shrunk, the region (and its bounds) shrinks with it
+        first = self.best.point["class"] if self.best.point is not None else None
+        todo = sorted(open_k, key=lambda k: (others[k] != first, reg["m_lo"][k]))
+        lower_j = []
+        for k in todo:
+            if time.perf_counter() >= self.deadline:
+                lower_j.append(self.t_lo)
+                continue
+            if math.isfinite(self.best.upper) and self.best.upper < 0.98 * reg["R"]:
+                reg = self.region(self.best.upper)
+            if reg["m_lo"][k] > 0:  # class j cannot win within R_box of x0
+                lower_j.append(reg["R_box"])
+                self.stats["classes_skipped"] = self.stats.get("classes_skipped", 0) + 1
+                continue
+            lower_j.append(self.solve_region(reg, [others[k]], None))
+        return self.final(min(lower_j))
+
+    def region(self, R: float) -> dict:
         """Box, bounds and margin bounds for search radius R (every point with ||x - x0|| <= R, any norm)."""
+        from ..bounds.crown import linear_objective_bounds
+        from ..search.tightening import tightened_bounds
+        net_s, x0, stats = self.net_s, self.x0, self.stats
         t0 = time.perf_counter()
-        R_box = R if math.isfinite(R) else fallback_box
-        lo, hi = linf_ball(x0, R_box, (dlo, dhi))
+        R_box = R if math.isfinite(R) else self.fallback_box
+        lo, hi = linf_ball(x0, R_box, (self.dlo, self.dhi))
         lb = tightened_bounds(net_s, lo, hi, "crown")
-        m_lo, m_hi = linear_objective_bounds(net_s, lb, C)  # bounds on y_label - y_j over the box
+        m_lo, m_hi = linear_objective_bounds(net_s, lb, self.C)  # bounds on y_label - y_j over the box
         far = np.where(np.abs(lo - x0) > np.abs(hi - x0), lo, hi)
         stats["bounds_seconds"] = stats.get("bounds_seconds", 0.0) + time.perf_counter() - t0
         stats.setdefault("unstable", lb.unstable_counts(net_s))
         return {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "m_lo": m_lo, "m_hi": m_hi,
-                "t_full": norm_distance(far, x0, norm)}
+                "t_full": norm_distance(far, x0, self.norm)}
 
-    reg = region(min(best.upper, cap))
-    covers_domain = finite_domain and reg["R_box"] >= domain_radius  # the first region is the whole domain
-    t_lo = max(0.0, lower)
-
-    def final(bound):
+    def final(self, bound: float) -> RadiusResult:
+        """The result for the MILP stage's lower bound `bound`."""
         # no misclassified point anywhere in the domain: rho = inf (the infimum of the empty set)
-        if covers_domain and not math.isfinite(best.upper) and bound >= reg0_full:
-            stats["robust_on_domain"] = True
-            return result(math.inf, "exact")
-        return result(max(lower, bound))
+        if self.covers_domain and not math.isfinite(self.best.upper) and bound >= self.reg0_full:
+            self.stats["robust_on_domain"] = True
+            return self.result(math.inf, "exact")
+        return self.result(max(self.lower, bound))
 
-    reg0_full = reg["t_full"]
-
-    def on_solution(col_values, objective):
-        xs = np.asarray(col_values)[model.input_cols]
-        best.offer(strict_point(network, x0, xs, label, norm, dlo, dhi), "milp")
+    def on_solution(self, col_values, objective) -> bool:
+        """The solver's callback: offer each incumbent's input as the upper bound; never stop the solve."""
+        xs = np.asarray(col_values)[self.model.input_cols]
+        self.offer(xs, "milp")
         return False
 
-    model = None
-
-    def solve_region(reg, classes, M):
+    def solve_region(self, reg: dict, classes, M) -> float:
         """A lower bound on min t over `classes` in the region (t <= the best upper bound so far);
         L2 by cutting planes."""
-        nonlocal model
+        x0, stats, best = self.x0, self.stats, self.best
+        t_lo = self.t_lo
         t_hi = reg["t_full"]
         if math.isfinite(reg["R"]):
             t_hi = min(t_hi, reg["R"] * (1 + 1e-9) + 1e-12)
@@ -350,62 +436,35 @@ def pointwise_robustness(network: Network, x0, label: int | None = None, norm: s
             t_hi = min(t_hi, best.upper * (1 + 1e-9) + 1e-12)
         if t_hi < t_lo:
             return t_hi
-        model, tcol = radius_model(net_s, reg["lb"], x0, label, classes, norm, reg["lo"], reg["hi"], t_lo, t_hi, M)
+        self.model, tcol = radius_model(self.net_s, reg["lb"], x0, self.label, classes, self.norm, reg["lo"],
+                                        reg["hi"], t_lo, t_hi, M)
         bound = t_lo
         cuts = 0
-        if norm == "2":  # start the outer approximation with the directions where flips are likely
-            for u in l2_directions(network, x0, label, classes, best):
-                model = add_cut(model, tcol, u, x0)
+        if self.norm == "2":  # start the outer approximation with the directions where flips are likely
+            for u in l2_directions(self.network, x0, self.label, classes, best):
+                self.model = add_cut(self.model, tcol, u, x0)
         while True:
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() >= self.deadline:
                 return bound
-            res = solve_milp(model, deadline - time.perf_counter(), on_solution)
+            res = solve_milp(self.model, self.deadline - time.perf_counter(), self.on_solution)
             stats["milps"] += 1
             stats["nodes"] += res.nodes
             stats["milp_seconds"] += res.seconds
             if res.x is not None:  # the final solution (the callback may not have seen it)
-                on_solution(res.x, res.objective)
+                self.on_solution(res.x, res.objective)
             if res.status == "infeasible":
-                return max(bound, float(model.col_upper[tcol]))
+                return max(bound, float(self.model.col_upper[tcol]))
             if res.dual_bound is not None:
                 bound = max(bound, padded(res.dual_bound))
-            elif res.status == "optimal" and res.objective is not None and not model.integrality.any():
+            elif res.status == "optimal" and res.objective is not None and not self.model.integrality.any():
                 bound = max(bound, padded(res.objective))  # an LP (no unstable ReLU): its optimum
-            if res.status != "optimal" or res.x is None or norm != "2":
+            if res.status != "optimal" or res.x is None or self.norm != "2":
                 return bound
-            xs = res.x[model.input_cols]
+            xs = res.x[self.model.input_cols]
             tstar = float(res.x[tcol])
             dist = float(np.linalg.norm(xs - x0))
-            if closed(bound, best.upper) or dist <= tstar * (1 + 1e-9) + 1e-12 or cuts >= l2_max_cuts:
+            if closed(bound, best.upper) or dist <= tstar * (1 + 1e-9) + 1e-12 or cuts >= self.l2_max_cuts:
                 return bound
-            model = add_cut(model, tcol, (xs - x0) / dist * (1 - 1e-12), x0)
+            self.model = add_cut(self.model, tcol, (xs - x0) / dist * (1 - 1e-12), x0)
             cuts += 1
             stats["l2_cuts"] = stats.get("l2_cuts", 0) + 1
-
-    open_k = [k for k in range(len(others)) if reg["m_lo"][k] <= 0]
-    stats["classes_open"] = len(open_k)
-    if not open_k:
-        # nothing in the region flips: every misclassified point is farther than R_box in L-inf, hence
-        # in L1 and L2 too (those balls lie in the L-inf box of the same radius)
-        return final(max(reg["R_box"], reg0_full) if covers_domain else reg["R_box"])
-    if disjunction == "binary" or len(open_k) == 1:
-        M = np.array([max(float(reg["m_hi"][k]), 0.0) for k in open_k]) * (1 + 1e-9) + 1e-9
-        return final(solve_region(reg, [others[k] for k in open_k], M))
-
-    # one MILP per class: the class of the best point first, then by the least margin lower bound;
-    # whenever the best upper bound has shrunk, the region (and its bounds) shrinks with it
-    first = best.point["class"] if best.point is not None else None
-    todo = sorted(open_k, key=lambda k: (others[k] != first, reg["m_lo"][k]))
-    lower_j = []
-    for k in todo:
-        if time.perf_counter() >= deadline:
-            lower_j.append(t_lo)
-            continue
-        if math.isfinite(best.upper) and best.upper < 0.98 * reg["R"]:
-            reg = region(best.upper)
-        if reg["m_lo"][k] > 0:  # class j cannot win within R_box of x0
-            lower_j.append(reg["R_box"])
-            stats["classes_skipped"] = stats.get("classes_skipped", 0) + 1
-            continue
-        lower_j.append(solve_region(reg, [others[k]], None))
-    return final(min(lower_j))
