@@ -39,7 +39,9 @@ sys.path.insert(0, str(REPO))
 
 from exactverify import load_network  # noqa: E402
 from exactverify.core.files import json_default, write_atomic  # noqa: E402
-from exactverify.metrics.radius import _closed, dataset_robustness, load_dataset  # noqa: E402
+from exactverify.loaders.datasets import load_dataset  # noqa: E402
+from exactverify.metrics.dataset import dataset_robustness  # noqa: E402
+from exactverify.metrics.radius import closed  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "benchmarks"
 NETWORK = SHARED / "mnist_fc" / "onnx" / "mnist-net_256x2.onnx"
@@ -139,9 +141,9 @@ def _merge(old: dict, new: dict) -> dict:
                                                         or new["radius"]["upper"] < old["radius"]["upper"])
         src = new if up_new else old
         up = src["radius"]["upper"]
-        closed = up is not None and lo is not None and _closed(lo, up)
+        shut = up is not None and lo is not None and closed(lo, up)
         merged = {**src, "radius": {"lower": lo if math.isfinite(lo) else None, "upper": up},
-                  "status": "exact" if closed else new["status"]}
+                  "status": "exact" if shut else new["status"]}
     merged.update(bastani_estimate=old.get("bastani_estimate"), bastani_seconds=old.get("bastani_seconds"),
                   first_run_seconds=old["seconds"], seconds=new["seconds"])
     return merged
@@ -149,7 +151,7 @@ def _merge(old: dict, new: dict) -> dict:
 
 def retry(timeout: float, workers: int, argv) -> int:
     """Rerun the images whose rho is not exact with a longer time limit; merge into the results."""
-    from exactverify.metrics.radius import dataset_metrics, summarise
+    from exactverify.metrics.dataset import dataset_metrics, summarise
     report = json.loads(Path(f"{OUT}.json").read_text())
     net = load_network(NETWORK)
     X, y = load_dataset(DATA, scale=255, n_inputs=net.input_size, n_outputs=net.output_size)

@@ -44,7 +44,7 @@ def pointwise_robustness(network, x0, label=None, norm: str = "inf", **options):
 
 def dataset_robustness(network, X, y, norm: str = "inf", **options) -> dict:
     """rho for every point of a data set, and adversarial frequency and severity per eps."""
-    from .metrics.radius import dataset_robustness as _run
+    from .metrics.dataset import dataset_robustness as _run
     return _run(network, X, y, norm=norm, **options)
 
 

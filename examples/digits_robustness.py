@@ -78,7 +78,8 @@ def main(argv=None) -> int:
 
     from exactverify import load_network
     from exactverify.cli.robustness import format_report
-    from exactverify.metrics.radius import dataset_robustness, load_dataset, plot_metrics
+    from exactverify.loaders.datasets import load_dataset
+    from exactverify.metrics.dataset import dataset_robustness, plot_metrics
 
     net = load_network(ONNX)
     X, y = load_dataset(TEST, n_inputs=net.input_size, n_outputs=net.output_size)

@@ -56,7 +56,8 @@ def run(args) -> int:
     """Bracket rho for every point, print the report, write --json and --plot."""
     from ..core.errors import InputError
     from ..loaders import load_network
-    from ..metrics.radius import dataset_robustness, load_dataset, plot_metrics
+    from ..loaders.datasets import load_dataset
+    from ..metrics.dataset import dataset_robustness, plot_metrics
 
     net = load_network(args.network)
     X, y = load_dataset(args.data, scale=args.scale, n_inputs=net.input_size, n_outputs=net.output_size)

@@ -13,7 +13,11 @@ from pathlib import Path
 from exactverify.testing import make_onnx
 from exactverify import verify
 from exactverify.core.network import Affine, ReLU
-from exactverify.metrics.radius import (bastani_estimate, dataset_metrics, dataset_robustness, load_dataset, norm_distance, pointwise_robustness)
+from exactverify.loaders.datasets import load_dataset
+from exactverify.metrics.bastani import bastani_estimate
+from exactverify.metrics.dataset import dataset_metrics, dataset_robustness
+from exactverify.metrics.norms import norm_distance
+from exactverify.metrics.radius import pointwise_robustness
 from exactverify.testing import VERDICT_TIMEOUT, random_network
 from exactverify.core.property import robustness_property
 
