@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
 from .layer_bounds import LayerBounds
-from .padding import magnitude, pad, round_up
+from .padding import magnitude, pad_lower, padding_terms, round_up
 
 
 def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
@@ -305,9 +305,7 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
     in_mag = magnitude(in_lo, in_hi)
     mag += np.abs(lam) @ in_mag + np.abs(const)
     value = np.maximum(lam, 0.0) @ in_lo + np.minimum(lam, 0.0) @ in_hi + const
-    terms = max([len(in_lo)] + [s.width for s in steps]) + 2 * len(steps) + 8
-    value = pad(value, value, mag, terms)[0]
-    value[np.isnan(value)] = -np.inf  # overflow (inf - inf) must not turn into a bound
+    value = pad_lower(value, mag, padding_terms([len(in_lo)] + [s.width for s in steps], len(steps)))
     if not want_grad:
         return value, None
     grads = {}

@@ -19,8 +19,9 @@ The lower slopes alpha in [0, 1] of the unstable ReLUs and the betas are
 optimised per domain by projected gradient ascent (Adam, in float32, only to
 steer); every value of them gives a sound bound, so the bound reported is one
 float64 pass with the best values found, its rounding bounded and padded
-exactly as in bounds.py (see the comment there), with the beta terms'
-products and sums covered by counting |lam| on both sides of each ReLU step.
+exactly as in bounds/crown.py (see the comment there; both pad with
+bounds/padding.py's `pad_lower`), with the beta terms' products and sums
+covered by counting |lam| on both sides of each ReLU step.
 A parent's bound also holds for its children and is kept where it is higher.
 
 Many domains (and all the disjuncts) are bounded at once as one batch: each
@@ -41,10 +42,8 @@ import numpy as np
 
 from ..bounds.crown import AffineStep, ReluStep
 from ..bounds.layer_bounds import LayerBounds
-from ..bounds.padding import magnitude
+from ..bounds.padding import magnitude, pad_lower, padding_terms
 from ..core.network import Affine, Network, ReLU
-
-_EPS = np.finfo(np.float64).eps
 
 
 def supports(net: Network) -> bool:
@@ -97,7 +96,7 @@ class ReluSplitter:
         self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
         self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
         self.in_mag = magnitude(self.in_lo, self.in_hi)
-        # the relaxation constants are bounds.py's own backward steps, built from the root bounds:
+        # the relaxation constants are bounds/crown.py's own backward steps, built from the root bounds:
         # the affine scales |W| |input| + |b| and the ReLU upper lines (rounded up) and scales
         self.aff_scale = [AffineStep(layer, *lb.pre_activation(2 * k)).scale
                           for k, layer in enumerate(net.layers[0::2])]
@@ -116,7 +115,7 @@ class ReluSplitter:
             offset += len(unstable)
         self.n_unstable = offset
         widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
-        self.terms = max(widths) + 2 * (2 * len(self.W) - 1) + 8
+        self.terms = padding_terms(widths, 2 * len(self.W) - 1)  # the pass steps through every layer
         # every row c.y - d of every disjunct; the search keeps one per disjunct, the row whose root
         # bound is highest (a disjunct is refuted where any of its rows is > 0)
         self.rows_c, self.rows_d = [], []
@@ -181,8 +180,7 @@ class ReluSplitter:
         value = np.maximum(lam, 0) @ in_lo + np.minimum(lam, 0) @ in_hi + const
         if not fast:
             mag += np.abs(lam) @ self.in_mag + np.abs(const)
-            value = value - ((self.terms + 4) * _EPS * mag + 1e-300)
-            value[np.isnan(value)] = -np.inf
+            value = pad_lower(value, mag, self.terms)
         if not want_grad:
             return value, lam, saved, None
         g = np.where(lam >= 0, in_lo, in_hi)
