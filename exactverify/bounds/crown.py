@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
 from .layer_bounds import LayerBounds
+from .optimiser import Adam
 from .padding import magnitude, pad_lower, padding_terms, round_up
 
 
@@ -326,16 +327,14 @@ def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20
     m = lam.shape[0]
     alphas = {i: np.tile(s.alpha, (m, 1)) for i, s in enumerate(steps)
               if isinstance(s, ReluStep) and len(s.unstable)}
-    first = {i: np.zeros_like(a) for i, a in alphas.items()}
-    second = {i: np.zeros_like(a) for i, a in alphas.items()}
+    adam = Adam()
     best = None
-    for t in range(1, iterations + 1):
+    for _ in range(iterations):
         value, grads = _backward(steps, lam, const, in_lo, in_hi, alphas, want_grad=True)
         best = value if best is None else np.maximum(best, value)
         for i, g in grads.items():
-            first[i] = 0.9 * first[i] + 0.1 * g
-            second[i] = 0.999 * second[i] + 0.001 * g * g
-            step = (first[i] / (1 - 0.9 ** t)) / (np.sqrt(second[i] / (1 - 0.999 ** t)) + 1e-12)
-            alphas[i] = np.clip(alphas[i] + lr * step, 0.0, 1.0)
+            # lr scales Adam's quotient, not its numerator as in relu_split: the two round differently,
+            # and the slopes (so the bounds) stay bit-identical this way; Adam's lr=1 multiplies exactly
+            alphas[i] = np.clip(alphas[i] + lr * adam.step(i, g), 0.0, 1.0)
     value, _ = _backward(steps, lam, const, in_lo, in_hi, alphas)
     return np.maximum(best, value)

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..bounds.crown import AffineStep, ReluStep
 from ..bounds.layer_bounds import LayerBounds
+from ..bounds.optimiser import Adam
 from ..bounds.padding import magnitude, pad_lower, padding_terms
 from ..core.network import Affine, Network, ReLU
 
@@ -213,8 +214,7 @@ class ReluSplitter:
         kept where they are higher."""
         alpha = alpha.astype(np.float32)
         beta = beta.astype(np.float32)
-        m_a, v_a = np.zeros_like(alpha), np.zeros_like(alpha)
-        m_b, v_b = np.zeros_like(beta), np.zeros_like(beta)
+        adam = Adam()
         best = np.full(len(dconst), -np.inf, dtype=np.float32)
         best_alpha, best_beta = alpha.copy(), beta.copy()
         for t in range(1, iterations + 2):
@@ -227,13 +227,9 @@ class ReluSplitter:
             if last or not live.any():
                 break
             ga, gb = grads
-            for p, g, m, v, lr, hi in ((alpha, ga, m_a, v_a, self.lr_alpha, 1.0), (beta, gb, m_b, v_b, self.lr_beta, None)):
-                m *= 0.9
-                m += 0.1 * g
-                v *= 0.999
-                v += 0.001 * g * g
-                step = lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
-                p += np.where(live, step, 0)
+            for key, p, g, lr, hi in (("alpha", alpha, ga, self.lr_alpha, 1.0), ("beta", beta, gb, self.lr_beta, None)):
+                # every item's moments advance, only the live items move
+                p += np.where(live, adam.step(key, g, lr), 0)
                 np.clip(p, 0.0, hi, out=p)
         best_alpha, best_beta = best_alpha.astype(np.float64), best_beta.astype(np.float64)
         value, lam_x, _, _ = self._pass(C, dconst, splits, best_alpha, best_beta, want_grad=False)
