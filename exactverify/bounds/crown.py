@@ -16,7 +16,8 @@ import scipy.sparse as sp
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
 from .layer_bounds import LayerBounds
-from .padding import magnitude, pad, round_up
+from .optimiser import Adam
+from .padding import magnitude, pad_lower, padding_terms, round_up
 
 
 def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
@@ -305,9 +306,7 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
     in_mag = magnitude(in_lo, in_hi)
     mag += np.abs(lam) @ in_mag + np.abs(const)
     value = np.maximum(lam, 0.0) @ in_lo + np.minimum(lam, 0.0) @ in_hi + const
-    terms = max([len(in_lo)] + [s.width for s in steps]) + 2 * len(steps) + 8
-    value = pad(value, value, mag, terms)[0]
-    value[np.isnan(value)] = -np.inf  # overflow (inf - inf) must not turn into a bound
+    value = pad_lower(value, mag, padding_terms([len(in_lo)] + [s.width for s in steps], len(steps)))
     if not want_grad:
         return value, None
     grads = {}
@@ -328,16 +327,14 @@ def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20
     m = lam.shape[0]
     alphas = {i: np.tile(s.alpha, (m, 1)) for i, s in enumerate(steps)
               if isinstance(s, ReluStep) and len(s.unstable)}
-    first = {i: np.zeros_like(a) for i, a in alphas.items()}
-    second = {i: np.zeros_like(a) for i, a in alphas.items()}
+    adam = Adam()
     best = None
-    for t in range(1, iterations + 1):
+    for _ in range(iterations):
         value, grads = _backward(steps, lam, const, in_lo, in_hi, alphas, want_grad=True)
         best = value if best is None else np.maximum(best, value)
         for i, g in grads.items():
-            first[i] = 0.9 * first[i] + 0.1 * g
-            second[i] = 0.999 * second[i] + 0.001 * g * g
-            step = (first[i] / (1 - 0.9 ** t)) / (np.sqrt(second[i] / (1 - 0.999 ** t)) + 1e-12)
-            alphas[i] = np.clip(alphas[i] + lr * step, 0.0, 1.0)
+            # lr scales Adam's quotient, not its numerator as in relu_split: the two round differently,
+            # and the slopes (so the bounds) stay bit-identical this way; Adam's lr=1 multiplies exactly
+            alphas[i] = np.clip(alphas[i] + lr * adam.step(i, g), 0.0, 1.0)
     value, _ = _backward(steps, lam, const, in_lo, in_hi, alphas)
     return np.maximum(best, value)

@@ -19,8 +19,9 @@ The lower slopes alpha in [0, 1] of the unstable ReLUs and the betas are
 optimised per domain by projected gradient ascent (Adam, in float32, only to
 steer); every value of them gives a sound bound, so the bound reported is one
 float64 pass with the best values found, its rounding bounded and padded
-exactly as in bounds.py (see the comment there), with the beta terms'
-products and sums covered by counting |lam| on both sides of each ReLU step.
+exactly as in bounds/crown.py (see the comment there; both pad with
+bounds/padding.py's `pad_lower`), with the beta terms' products and sums
+covered by counting |lam| on both sides of each ReLU step.
 A parent's bound also holds for its children and is kept where it is higher.
 
 Many domains (and all the disjuncts) are bounded at once as one batch: each
@@ -41,10 +42,9 @@ import numpy as np
 
 from ..bounds.crown import AffineStep, ReluStep
 from ..bounds.layer_bounds import LayerBounds
-from ..bounds.padding import magnitude
+from ..bounds.optimiser import Adam
+from ..bounds.padding import magnitude, pad_lower, padding_terms
 from ..core.network import Affine, Network, ReLU
-
-_EPS = np.finfo(np.float64).eps
 
 
 def supports(net: Network) -> bool:
@@ -97,7 +97,7 @@ class ReluSplitter:
         self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
         self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
         self.in_mag = magnitude(self.in_lo, self.in_hi)
-        # the relaxation constants are bounds.py's own backward steps, built from the root bounds:
+        # the relaxation constants are bounds/crown.py's own backward steps, built from the root bounds:
         # the affine scales |W| |input| + |b| and the ReLU upper lines (rounded up) and scales
         self.aff_scale = [AffineStep(layer, *lb.pre_activation(2 * k)).scale
                           for k, layer in enumerate(net.layers[0::2])]
@@ -116,7 +116,7 @@ class ReluSplitter:
             offset += len(unstable)
         self.n_unstable = offset
         widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
-        self.terms = max(widths) + 2 * (2 * len(self.W) - 1) + 8
+        self.terms = padding_terms(widths, 2 * len(self.W) - 1)  # the pass steps through every layer
         # every row c.y - d of every disjunct; the search keeps one per disjunct, the row whose root
         # bound is highest (a disjunct is refuted where any of its rows is > 0)
         self.rows_c, self.rows_d = [], []
@@ -181,8 +181,7 @@ class ReluSplitter:
         value = np.maximum(lam, 0) @ in_lo + np.minimum(lam, 0) @ in_hi + const
         if not fast:
             mag += np.abs(lam) @ self.in_mag + np.abs(const)
-            value = value - ((self.terms + 4) * _EPS * mag + 1e-300)
-            value[np.isnan(value)] = -np.inf
+            value = pad_lower(value, mag, self.terms)
         if not want_grad:
             return value, lam, saved, None
         g = np.where(lam >= 0, in_lo, in_hi)
@@ -215,8 +214,7 @@ class ReluSplitter:
         kept where they are higher."""
         alpha = alpha.astype(np.float32)
         beta = beta.astype(np.float32)
-        m_a, v_a = np.zeros_like(alpha), np.zeros_like(alpha)
-        m_b, v_b = np.zeros_like(beta), np.zeros_like(beta)
+        adam = Adam()
         best = np.full(len(dconst), -np.inf, dtype=np.float32)
         best_alpha, best_beta = alpha.copy(), beta.copy()
         for t in range(1, iterations + 2):
@@ -229,13 +227,9 @@ class ReluSplitter:
             if last or not live.any():
                 break
             ga, gb = grads
-            for p, g, m, v, lr, hi in ((alpha, ga, m_a, v_a, self.lr_alpha, 1.0), (beta, gb, m_b, v_b, self.lr_beta, None)):
-                m *= 0.9
-                m += 0.1 * g
-                v *= 0.999
-                v += 0.001 * g * g
-                step = lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
-                p += np.where(live, step, 0)
+            for key, p, g, lr, hi in (("alpha", alpha, ga, self.lr_alpha, 1.0), ("beta", beta, gb, self.lr_beta, None)):
+                # every item's moments advance, only the live items move
+                p += np.where(live, adam.step(key, g, lr), 0)
                 np.clip(p, 0.0, hi, out=p)
         best_alpha, best_beta = best_alpha.astype(np.float64), best_beta.astype(np.float64)
         value, lam_x, _, _ = self._pass(C, dconst, splits, best_alpha, best_beta, want_grad=False)
