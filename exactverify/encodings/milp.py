@@ -64,6 +64,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds.layer_bounds import LayerBounds
+from ..bounds.padding import pad
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from ..core.property import Case, OutputConstraint
 
@@ -153,8 +154,7 @@ def violation_bounds(A: np.ndarray, b: np.ndarray, y_lower: np.ndarray, y_upper:
     lo = pos @ y_lower + neg @ y_upper - b
     hi = pos @ y_upper + neg @ y_lower - b
     magnitude = np.abs(A) @ np.maximum(np.abs(y_lower), np.abs(y_upper)) + np.abs(b)
-    slack = (A.shape[1] + 4) * np.finfo(np.float64).eps * magnitude + 1e-300
-    return lo - slack, hi + slack
+    return pad(lo, hi, magnitude, A.shape[1])
 
 
 def violation_scale(row_lower: np.ndarray, row_upper: np.ndarray) -> float:

@@ -43,12 +43,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..bounds.padding import pad_lower
 from ..core.errors import InputError
 from ..core.runtime import progress_bar
 from ..core.property import linf_ball, robustness_property
 
 BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
-_EPS64 = np.finfo(np.float64).eps
 
 
 class MethodUnavailable(Exception):
@@ -94,10 +94,11 @@ class _Bounds:
                 cw, cb = c @ w, c @ last.bias
                 plo, phi = lb.pre_activation(len(net.layers) - 1)
                 low = affine_interval(Affine(cw, cb), plo, phi)[0]
-                # c @ w rounds once per entry (a difference of two floats): pad by that, too
+                # c @ w rounds once per entry (a difference of two floats): pad by that, too (no products
+                # summed, hence terms = 0)
                 mag = (np.abs(w[label]) + np.abs(w[others])) @ np.maximum(np.abs(plo), np.abs(phi))
                 mag = mag + np.abs(last.bias[label]) + np.abs(last.bias[others])
-                return low - 4 * _EPS64 * mag - 1e-300
+                return pad_lower(low, mag, 0)
             return affine_interval(Affine(c, np.zeros(len(others))), lb.lower[-1], lb.upper[-1])[0]
         alpha = "optimized" if self.kind == "alpha-crown" else "adaptive"
         try:
