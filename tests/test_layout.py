@@ -52,3 +52,24 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
 def test_import_linter_contracts_are_kept():
     cli = pytest.importorskip("importlinter.cli")
     assert cli.lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True) == 0
+
+
+def test_every_public_name_has_a_docstring():
+    """Modules, public functions and classes, and public methods of public classes."""
+    import ast
+    missing = []
+    for path in sorted((REPO / "exactverify").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(REPO)
+        if not ast.get_docstring(tree) and path.name != "__main__.py":
+            missing.append(f"{where}: module")
+        for node in tree.body:
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name.startswith("_"):
+                continue
+            if not ast.get_docstring(node):
+                missing.append(f"{where}:{node.lineno} {node.name}")
+            if isinstance(node, ast.ClassDef):
+                missing += [f"{where}:{m.lineno} {node.name}.{m.name}" for m in node.body
+                            if isinstance(m, ast.FunctionDef) and not m.name.startswith("_")
+                            and not ast.get_docstring(m)]
+    assert missing == []

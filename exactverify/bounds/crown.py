@@ -183,6 +183,8 @@ def _relax(layer, lo: np.ndarray, hi: np.ndarray, alpha):
 
 
 class AffineStep:
+    """y = W x + b: the backward step is exact, lam @ y = (lam @ W) @ x + lam @ b."""
+
     def __init__(self, layer: Affine, lo, hi):
         self.weight = layer.weight
         self.weight_t = layer.weight.T.tocsr() if layer.is_sparse else None
@@ -191,6 +193,7 @@ class AffineStep:
         self.scale = np.asarray(abs(layer.weight) @ magnitude(lo, hi)).ravel() + np.abs(layer.bias)
 
     def back(self, lam, const, alpha=None):
+        """(lam @ W, const + lam @ b): the bound's coefficients on this layer's input."""
         const = const + lam @ self.bias
         if self.weight_t is None:
             return lam @ self.weight, const
@@ -238,6 +241,7 @@ class ReluStep:
         return new, const
 
     def grad(self, lam, g, alpha=None):
+        """d(bound)/d(lam) from d(bound)/d(next lam) = g, and d(bound)/d(alpha) for the unstable columns."""
         u = self.unstable
         g_prev = g * self.stable_slope
         if not len(u):
@@ -273,12 +277,14 @@ class MaxStep:
         self.scale = 2.0 * np.where(valid, mag[idx], 0.0).max(axis=1)
 
     def back(self, lam, const, alpha=None):
+        """lam's columns moved to each group's chosen member (its upper constant where lam < 0 and the max is not exact)."""
         take = (lam >= 0) | self.exact
         const = const + np.where(take, 0.0, lam) @ self.upper
         new = np.asarray(self.select_t @ np.where(take, lam, 0.0).T).T
         return np.ascontiguousarray(new), const
 
     def grad(self, lam, g, alpha=None):
+        """d(bound)/d(lam) from d(bound)/d(next lam) = g (no slopes to optimise here)."""
         take = (lam >= 0) | self.exact
         g_take = np.asarray(self.select_t.T @ g.T).T
         return np.where(take, g_take, self.upper), None

@@ -57,6 +57,8 @@ def supports(net: Network) -> bool:
 
 @dataclass
 class SplitStats:
+    """What one ReLU-splitting search did: domains bounded, rounds, the largest frontier and depth."""
+
     domains: int = 0  # domains bounded (the root items included)
     rounds: int = 0
     max_frontier: int = 0

@@ -34,6 +34,7 @@ LARGE_MODEL_NNZ = 50_000  # nonzeros: from here on presolve and one root cut rou
 
 def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0, options: dict | None = None,
                 ) -> SolveResult:
+    """Solve a MilpModel with HiGHS; `on_solution` sees every improving MIP solution and may stop the search."""
     import highspy
 
     start = time.perf_counter()
