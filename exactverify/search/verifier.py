@@ -48,8 +48,7 @@ from . import relu_split
 from ..core.property import Case, Property
 from ..core.result import VerificationResult
 from .tightening import STAGES, TighteningReport, tightened_bounds
-from ..solvers import solve
-from ..solvers.highs import LARGE_MODEL_NNZ
+from ..solvers import solve, too_large_for
 
 _N_CHEAP_POINTS = 64
 _POLISH_SECONDS = 0.5  # the most one polish may take; the MILP leaves this much of the budget
@@ -525,8 +524,8 @@ class _Run:
             raise _OutOfTime
         if time_cap is not None:
             limit = min(limit, time_cap)
-        if limit < 0.5 and isinstance(model, MilpModel) and model.A.nnz > LARGE_MODEL_NNZ:
-            raise _OutOfTime  # a large model's setup alone takes longer (ERAN 9x200: about a second)
+        if too_large_for(model, limit):
+            raise _OutOfTime
         res = solve(model, self.solver, time_limit=limit, on_solution=on_solution, seed=self.seed)
         self.stats["solver_calls"] += 1
         self.stats["nodes"] += res.nodes
