@@ -254,13 +254,14 @@ def test_knife_edge_is_unknown_never_a_verdict():
 
 
 def test_polish_recovers_a_counterexample_from_a_bad_candidate():
-    from exactverify.search.verifier import _Clock, _Run
+    from exactverify.search.control import Clock
+    from exactverify.search.verifier import _Run
 
     net = random_network([2, 6, 1], seed=8)
     lo, hi = -np.ones(2), np.ones(2)
     ys = net.forward(np.random.default_rng(1).uniform(lo, hi, (4000, 2)))[:, 0]
     prop = box_property(lo, hi, [(np.array([[1.0]]), [np.quantile(ys, 0.01)])])  # a small sat region
-    run = _Run(net, prop, _Clock(10.0), "interval", "highs", 0)
+    run = _Run(net, prop, Clock(10.0), "interval", "highs", 0)
     run.bound_cases()
     model = build_milp(run.net, run.case_bounds[0], prop.cases[0], prop.cases[0].disjuncts[0])
     res = solve(model, time_limit=10)
