@@ -49,6 +49,7 @@ from .attack import local_descent
 from .boxes import SPLIT_MAX_INPUTS, box_bounds, refuted_by_bounds
 from .control import Clock, Found, OutOfTime
 from .input_split import split_case
+from .parallel import verify_parallel
 from .tightening import STAGES, TighteningReport, tightened_bounds
 
 _N_CHEAP_POINTS = 64
@@ -82,8 +83,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     worker processes (parallel.py).
     """
     if workers and workers > 1:
-        from .parallel import verify_parallel
-        return verify_parallel(network, prop, timeout, workers, bounds=bounds, solver=solver,
+        return verify_parallel(network, prop, timeout, workers, decide=verify, bounds=bounds, solver=solver,
                                attack_time=attack_time, seed=seed, tightening=tightening, progress=progress)
     clock = Clock(timeout)
     prop.validate(network)
