@@ -140,3 +140,25 @@ def _attack_case(network, prop, ci, restarts, steps, rng, end, round_):
     if best_x is not None and best_v <= tol:
         return check_point(network, prop, best_x, ci)
     return None
+
+
+def local_descent(network: Network, prop, ci: int, d, x0: np.ndarray, rng, steps: int = 30):
+    """Small signed-gradient steps on the disjunct's violation from x0 and tiny perturbations of it
+    (the verifier's polish of MILP solutions that failed the re-check); only a re-checked point is returned."""
+    case = prop.cases[ci]
+    lo, hi = case.lower, case.upper
+    width = np.maximum(hi - lo, 0.0)
+    x = np.clip(x0 + rng.uniform(-1, 1, (8, len(x0))) * 1e-6 * width, lo, hi)
+    x[0] = np.clip(x0, lo, hi)
+    step = 1e-3 * width
+    for t in range(steps):
+        viol, grad = violation_and_gradient(network, x, d.A, d.b)
+        for j in np.argsort(viol)[:2]:
+            if viol[j] <= 0:
+                ce = check_point(network, prop, x[j], ci)
+                if ce is not None:
+                    return ce
+        x = np.clip(x - step * np.sign(grad), lo, hi)
+        if (t + 1) % 5 == 0:
+            step = step * 0.3
+    return None

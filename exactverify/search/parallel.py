@@ -2,17 +2,20 @@
 
 First one process tries alone for a short while (`solo` seconds: most instances end there, and a
 pool costs about a second to start). If that does not decide it, the property is cut into pieces
-whose union is the whole property: each case's input box is halved along its widest inputs
-(closed halves, as input splitting does) when the input has at most `_SPLIT_MAX_INPUTS` values,
-else each (case, disjunct) becomes a piece. Spawned workers take pieces in turn, each with about
-twice its fair share of the time left; a piece that runs out of its share is halved and its halves
-are queued, so one hard region does not hold up a worker to the end (on ACAS Xu 4_2 prop_2 one of 8
-half-boxes held most of the work). Verdicts combine soundly:
+whose union is the whole property: each case's input box is halved along its widest inputs (closed
+halves, `boxes.bisect`, as input splitting does) when the input has at most `SPLIT_MAX_INPUTS`
+values, else each (case, disjunct) becomes a piece. Spawned workers take pieces in turn, each with
+about twice its fair share of the time left; a piece that runs out of its share is halved and its
+halves are queued, so one hard region does not hold up a worker to the end (on ACAS Xu 4_2 prop_2
+one of 8 half-boxes held most of the work). Verdicts combine soundly:
 - sat: the first piece with a counterexample; it is re-checked against the whole property
   (`check_point`, float64 and float32) in this process before it is reported, and the pool is
   stopped;
 - unsat: only when every piece is unsat (the pieces, halves included, cover the property);
 - otherwise timeout, or unknown when no piece timed out.
+
+The one-process verifier that decides the first try and each piece comes in as `decide`
+(verifier.verify), so that this module does not import the verifier that calls it.
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ import time
 
 import numpy as np
 
+from ..core.check import check_point
 from ..core.property import Case, Property
 from ..core.result import VerificationResult
+from .boxes import SPLIT_MAX_INPUTS, bisect
 
-_SPLIT_MAX_INPUTS = 16
-_WORKER: dict = {}
+_WORKER: dict = {}  # what each worker process got from `_init`: the network, decide and the options
 
 
 def pieces_of(prop: Property, target: int) -> list[Property]:
     """Sub-properties whose union is `prop`: at least `target` of them where the boxes can be cut."""
     pieces = []
     for ci, case in enumerate(prop.cases):
-        if prop.n_inputs > _SPLIT_MAX_INPUTS:
+        if prop.n_inputs > SPLIT_MAX_INPUTS:
             for di, d in enumerate(case.disjuncts):
                 pieces.append(Property(prop.n_inputs, prop.n_outputs,
                                        [Case(case.lower, case.upper, [d], case.input_A, case.input_b)],
@@ -42,15 +46,11 @@ def pieces_of(prop: Property, target: int) -> list[Property]:
         per_case = max(1, -(-target // len(prop.cases)))
         while len(boxes) < per_case:
             lo, hi = boxes.pop(0)
-            dim = int(np.argmax(hi - lo))
-            mid = lo[dim] + (hi[dim] - lo[dim]) / 2
-            if not lo[dim] < mid < hi[dim]:
+            halves = bisect(lo, hi, int(np.argmax(hi - lo)))
+            if halves is None:
                 boxes.append((lo, hi))
                 break
-            for a, b in ((lo[dim], mid), (mid, hi[dim])):
-                clo, chi = lo.copy(), hi.copy()
-                clo[dim], chi[dim] = a, b
-                boxes.append((clo, chi))
+            boxes += halves
         for k, (lo, hi) in enumerate(boxes):
             pieces.append(Property(prop.n_inputs, prop.n_outputs,
                                    [Case(lo, hi, list(case.disjuncts), case.input_A, case.input_b)],
@@ -58,28 +58,31 @@ def pieces_of(prop: Property, target: int) -> list[Property]:
     return pieces
 
 
-def _init(network, options):
+def _init(network, decide, options):
     _WORKER["network"] = network
+    _WORKER["decide"] = decide
     _WORKER["options"] = options
 
 
 def _run_piece(item):
-    from .verifier import verify
     piece, share, deadline = item
     left = min(deadline, time.time() + share) - time.time()
     if left <= 0:
         return VerificationResult(status="timeout", reason="no time left for this piece")
-    return verify(_WORKER["network"], piece, timeout=left, workers=1, **_WORKER["options"])
+    return _WORKER["decide"](_WORKER["network"], piece, timeout=left, workers=1, **_WORKER["options"])
 
 
-def verify_parallel(network, prop: Property, timeout: float, workers: int, solo: float | None = None,
+def verify_parallel(network, prop: Property, timeout: float, workers: int, *, decide, solo: float | None = None,
                     **options) -> VerificationResult:
-    from ..core.check import check_point
-    from .verifier import verify
+    """Decide `prop` with `decide` alone for `solo` seconds, then as pieces on `workers` spawned processes.
+
+    decide: the one-process verifier, called as decide(network, prop, timeout=..., workers=1,
+    **options); a module-level function, since spawned workers get it by pickling.
+    """
     start = time.time()
     deadline = start + float(timeout)
     solo = min(float(timeout), max(2.0, 0.05 * float(timeout)) if solo is None else float(solo))
-    first = verify(network, prop, timeout=solo, workers=1, **options)
+    first = decide(network, prop, timeout=solo, workers=1, **options)
     if first.status != "timeout" or deadline - time.time() < 1.0:
         return first
     progress = options.pop("progress", None)
@@ -88,7 +91,7 @@ def verify_parallel(network, prop: Property, timeout: float, workers: int, solo:
     other: dict = {}
     import multiprocessing as mp
     ctx = mp.get_context("spawn")  # not fork: a forked copy of a process that has run HiGHS is not safe
-    pool = ctx.Pool(workers, initializer=_init, initargs=(network, options))
+    pool = ctx.Pool(workers, initializer=_init, initargs=(network, decide, options))
     running: dict = {}
     found = None
     try:

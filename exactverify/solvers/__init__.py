@@ -40,6 +40,7 @@ def _available_solvers() -> tuple:
 
 
 SOLVERS = _available_solvers()  # the names `--solver` accepts; a back end is added here and in `solve`
+_SETUP_SECONDS = 0.5  # below this, a large MILP's setup alone outlasts the limit (ERAN 9x200: about a second)
 
 
 def solve(model, solver: str = "highs", time_limit: float = 60.0, on_solution=None, **options) -> SolveResult:
@@ -59,3 +60,11 @@ def solve(model, solver: str = "highs", time_limit: float = 60.0, on_solution=No
         from .z3 import solve_z3
         return solve_z3(model, time_limit=time_limit, on_solution=on_solution, **options)
     raise ValueError(f"unknown solver {solver!r} (available: {', '.join(SOLVERS)})")
+
+
+def too_large_for(model, time_limit: float) -> bool:
+    """Whether setting `model` up alone would outlast `time_limit` seconds, so that solving it is pointless."""
+    if time_limit >= _SETUP_SECONDS or hasattr(model, "to_smtlib2"):
+        return False
+    from .highs import large_model
+    return large_model(model)

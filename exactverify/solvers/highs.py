@@ -32,6 +32,11 @@ _SHORT_LIMIT = 2.0  # seconds: below this, large models are solved without preso
 LARGE_MODEL_NNZ = 50_000  # nonzeros: from here on presolve and one root cut round take seconds
 
 
+def large_model(model) -> bool:
+    """Whether the MilpModel is large enough that HiGHS' presolve and a root cut round take seconds."""
+    return model.A.nnz > LARGE_MODEL_NNZ
+
+
 def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0, options: dict | None = None,
                 ) -> SolveResult:
     """Solve a MilpModel with HiGHS; `on_solution` sees every improving MIP solution and may stop the search."""
@@ -44,13 +49,13 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
     h.setOptionValue("threads", 1)
     # HiGHS checks its time limit only between root separation rounds, and on large models a round
     # can take 5 s or more (ERAN 9x200: a 26 s limit ended at 31 s): give it a margin there
-    margin = min(5.0, 0.2 * time_limit) if model.A.nnz > LARGE_MODEL_NNZ else 0.0
+    margin = min(5.0, 0.2 * time_limit) if large_model(model) else 0.0
     h.setOptionValue("time_limit", float(max(time_limit - margin, 1e-3)))
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
     opts = {**_TOLERANCES, **(options or {})}
-    if time_limit < _SHORT_LIMIT and model.A.nnz > LARGE_MODEL_NNZ:
+    if time_limit < _SHORT_LIMIT and large_model(model):
         # presolve never polls an interrupt and ignores time_limit: on ERAN 9x200 (261k nonzeros) it
         # takes 5-6 s, so a 0.3 s limit ran 5 s. Without it the LP solver's interrupts stop the run.
         opts["presolve"] = "off"

@@ -256,7 +256,8 @@ def test_knife_edge_is_unknown_never_a_verdict():
 
 def test_polish_recovers_a_counterexample_from_a_bad_candidate(monkeypatch):
     import exactverify.search.verifier as verifier
-    from exactverify.search.verifier import _Clock, _Run
+    from exactverify.search.control import Clock
+    from exactverify.search.verifier import _Run
 
     # the polish is bounded by its work (three candidates, one LP and a few descent steps each): its
     # 0.5 s cap must not decide this test on a loaded machine
@@ -266,7 +267,7 @@ def test_polish_recovers_a_counterexample_from_a_bad_candidate(monkeypatch):
     lo, hi = -np.ones(2), np.ones(2)
     ys = net.forward(np.random.default_rng(1).uniform(lo, hi, (4000, 2)))[:, 0]
     prop = box_property(lo, hi, [(np.array([[1.0]]), [np.quantile(ys, 0.01)])])  # a small sat region
-    run = _Run(net, prop, _Clock(VERDICT_TIMEOUT), "interval", "highs", 0)
+    run = _Run(net, prop, Clock(VERDICT_TIMEOUT), "interval", "highs", 0)
     run.bound_cases()
     model = build_milp(run.net, run.case_bounds[0], prop.cases[0], prop.cases[0].disjuncts[0])
     res = solve(model, time_limit=VERDICT_TIMEOUT)

@@ -68,14 +68,15 @@ def oracle_results():
 def split_results():
     """The same kind of instances with input splitting forced down to tiny leaves, and alpha-CROWN
     bounds on every box from the fifth generation on."""
+    import exactverify.search.input_split as input_split
     import exactverify.search.verifier as verify_mod
 
     out = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(verify_mod, "_LEAF_BINARIES", 1)
-        mp.setattr(verify_mod, "_INPUT_LEAF_BINARIES", 1)
-        mp.setattr(verify_mod, "_ALPHA_UNSTABLE", 10**6)
-        mp.setattr(verify_mod, "_ALPHA_AFTER", 5)
+        mp.setattr(input_split, "_INPUT_LEAF_BINARIES", 1)
+        mp.setattr(input_split, "_ALPHA_UNSTABLE", 10**6)
+        mp.setattr(input_split, "_ALPHA_AFTER", 5)
         for seed in SPLIT_SEEDS:
             net, prop, expected, margins = make_instance(seed)
             result = verify(net, prop, timeout=VERDICT_TIMEOUT, attack_time=0.0, seed=seed)

@@ -1,9 +1,10 @@
-"""verify on several worker processes (exactverify/parallel.py)."""
+"""verify on several worker processes (exactverify/search/parallel.py)."""
 
 import numpy as np
 import pytest
 
 from exactverify.search.parallel import pieces_of, verify_parallel
+from exactverify.search.verifier import verify
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.testing import VERDICT_TIMEOUT, make_instance
 
@@ -39,7 +40,7 @@ def test_high_dimensional_pieces_are_the_disjuncts():
 @pytest.mark.parametrize("seed", [1, 4])
 def test_parallel_verdict_matches_the_oracle(seed):
     net, prop, expected, _ = make_instance(seed)
-    res = verify_parallel(net, prop, timeout=VERDICT_TIMEOUT, workers=2, solo=0.0)
+    res = verify_parallel(net, prop, timeout=VERDICT_TIMEOUT, workers=2, decide=verify, solo=0.0)
     assert res.status == expected
     assert res.stats.get("pieces", 0) >= 1  # it went on to the pool
     if expected == "sat":
