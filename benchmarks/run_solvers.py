@@ -7,7 +7,7 @@
 Suites (ground truth from ../shared/benchmarks): vnncomp2021_test, marabou_mnist_small
 (instances csv derived as in run_core.py) and acasxu20, 20 ACAS Xu instances
 (networks 1_1 .. 1_5, properties 1-4); and random51, the 51 random small networks
-of the differential test (tests/test_solvers.py: thresholds just around the largest
+of the differential test (tests/solvers/test_solvers.py: thresholds just around the largest
 sampled output, so most need the back end; no ground truth, only the solvers' mutual
 agreement), run with `verify(..., attack_time=0)` directly. The shared suites go through
 `exactverify.metrics.bench.run_instances(..., workers=1, verify_options={"solver": s})`, the
@@ -40,7 +40,7 @@ SUITES = {
     "vnncomp2021_test": dict(csv="vnncomp2021_test/test_instances.csv", truth="vnncomp2021_test/ground_truth.csv"),
     "marabou_mnist_small": dict(csv=None, truth="marabou_mnist_small/ground_truth.csv"),
     "acasxu20": dict(csv="acasxu/instances.csv", truth="acasxu/ground_truth.csv", pattern=ACAS20),
-    "random51": None,  # tests/test_solvers.py's random threshold instances, run with verify directly
+    "random51": None,  # tests/solvers/test_solvers.py's random threshold instances, run with verify directly
 }
 SOLVERS = ("highs", "cbc", "z3")
 
@@ -68,7 +68,7 @@ def run(suite: str, solver: str, results_dir: Path, timeout, progress: bool) -> 
 
 
 def run_random(solver: str, timeout) -> dict:
-    """The 51 random threshold instances of tests/test_solvers.py (no ground truth; most need the back end)."""
+    """The 51 random threshold instances of tests/solvers/test_solvers.py (no ground truth; most need the back end)."""
     sys.path.insert(0, str(HERE.parent / "tests"))
     from test_solvers import threshold_instance
 

@@ -4,7 +4,7 @@
     python benchmarks/run_tightening.py --milp-budget 60
 
 For each input box (the whole box of a property), bounds are computed up to
-the last stage (interval -> CROWN -> LP -> MILP; see exactverify/tightening.py)
+the last stage (interval -> CROWN -> LP -> MILP; see exactverify/search/tightening.py)
 and the report gives, per stage, the unstable ReLUs left in each layer and the
 time the stage took. The MILP stage gets `--milp-budget` seconds per box (and
 at most 1 s per neuron); where it runs out, the neurons it did not reach keep

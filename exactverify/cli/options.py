@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 # search.tightening.STAGES, copied because importing that module loads the bounds and solvers
-# (tests/test_cli.py checks that the two agree)
+# (tests/cli/test_cli.py checks that the two agree)
 TIGHTENING = ("interval", "crown", "lp", "milp")
 
 

@@ -5,7 +5,7 @@ robustness rho (a proven bracket [lower, upper], equal when exact) in the chosen
 --eps, the adversarial frequency (the fraction of correctly classified points with rho <= eps)
 and severity (the mean rho over those). Misclassified points are listed separately. With
 --baseline, Bastani's own estimate (the LP in the linear region of each point) is reported next to
-it. See exactverify/robustness.py for the method and its guarantees.
+it. See exactverify/metrics/radius.py for the method and its guarantees.
 
 Finished points are appended to a progress file (--resume; by default OUT.progress.jsonl when
 --json OUT is given) as they come in, so an interrupted run picks up where it stopped; the file is

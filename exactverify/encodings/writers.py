@@ -3,7 +3,7 @@
 Every number is written as `repr(float)`: the shortest decimal string that
 reads back as the very same float64 (Python guarantees the round trip; any
 correctly rounding reader, e.g. HiGHS' `readModel`, gets the exact model back,
-which tests/test_export.py checks bit for bit).
+which tests/encodings/test_export.py checks bit for bit).
 
 Both formats say the same thing:
 

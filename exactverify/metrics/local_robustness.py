@@ -33,7 +33,7 @@ f_i(x') > f_j(x'). Its negation, the unsafe condition the verifier is asked
 about, is the disjunction over pairs (i in S, j not in S) of f_i(x') - f_j(x') <= 0,
 one `OutputConstraint` row each. S_k denotes the top-k set of f(x) at the centre.
 
-The three properties (the definitions of lipschitz.py, exactly):
+The three properties (the definitions of bounds/lipschitz.py, exactly):
 
 - standard: S_1 = {argmax f(x)} is stable: no x' in B has f_j(x') >= f_i(x')
   for some j != i.
