@@ -33,10 +33,10 @@ SUITES = {
 }
 
 
-def checkout(ref: str, where: Path) -> tuple[Path, str]:
+def checkout(ref: str, where: Path, side: str) -> tuple[Path, str]:
     sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.strip()
-    tree = where / sha
+    tree = where / f"{side}-{sha}"  # the same commit twice measures the noise
     subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), sha], cwd=REPO, check=True,
                    capture_output=True)
     return tree, sha
@@ -81,12 +81,12 @@ def main(argv=None) -> int:
     cores = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="exactverify-compare-") as tmp:
         tmp = Path(tmp)
-        sides = [checkout(ref, tmp) for ref in (args.before, args.after)]
+        sides = [checkout(ref, tmp, side) for ref, side in ((args.before, "a"), (args.after, "b"))]
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         procs, outs = [], []
         t0 = time.perf_counter()
         for k, (tree, sha) in enumerate(sides):
-            out = tmp / f"{sha}.csv"
+            out = tmp / f"{k}-{sha}.csv"
             core = {cores[k % len(cores)]}
             procs.append(subprocess.Popen(bench_command(tree, args.suite, out, args), cwd=tree,
                                           env={**env, "PYTHONPATH": str(tree)},
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
                 sys.exit(f"bench exited {p.returncode}")
         rows = [read_rows(o) for o in outs]
         results = HERE / "results"
-        for (tree, sha), o in zip(sides, outs):
-            (results / f"compare_{args.suite}_{sha}.csv").write_text(o.read_text())
+        for (tree, sha), o, side in zip(sides, outs, "ab"):
+            (results / f"compare_{args.suite}_{side}_{sha}.csv").write_text(o.read_text())
         for tree, _ in sides:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
 
