@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import statistics
 import time
@@ -114,6 +115,8 @@ def read_instances(csv_path) -> list:
                 if line_no == 1:
                     continue  # a header row
                 raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} is not a number")
+            if not (math.isfinite(timeout) and timeout > 0):  # a nan limit would never run out
+                raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} must be a finite number > 0")
             inst = Instance(base / row[0], base / row[1], timeout, line_no, (row[0], row[1]))
             for p in (inst.network, inst.property):
                 if not p.is_file():
