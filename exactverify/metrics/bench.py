@@ -230,7 +230,7 @@ def run_instance(inst: Instance, budget: float, expected: str, bounds: str, veri
 
 
 def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
-    """Evaluate the ONNX file itself with onnxruntime (float32) at x: ok, FAILED, skipped (not installed), '' (not ONNX)."""
+    """Evaluate the ONNX file with onnxruntime (float32) at x: ok, FAILED, skipped (not installed) or '' (not ONNX)."""
     if network_path.suffix.lower() != ".onnx":
         return ""
     import numpy as np
