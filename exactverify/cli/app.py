@@ -1,8 +1,9 @@
 """The `exactverify` command line: the top-level parser and the dispatch to one module per command.
 
 Exit codes: 0 when the run completed, whatever the verdict; 2 on bad input
-(one line on stderr naming the file and the problem, no traceback, and no output
-file written); 1 from `audit` when some audited claim is WRONG, and otherwise
+(one line on stderr naming the file or option and the problem, no traceback, and
+no output file written; option values and output paths are checked before any
+work starts); 1 from `audit` when some audited claim is WRONG, and otherwise
 from genuine bugs, which do show a traceback.
 """
 
@@ -33,7 +34,11 @@ COMMANDS = (verify, bench, info, export, robustness, certify, validate, audit)
 def main(argv=None) -> int:
     """Run the command line on `argv` (default: sys.argv[1:]) and return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except InputError as e:  # an option value or output path refused as it is read (options.py), before any work
+        print(f"exactverify: error: {e.message}", file=sys.stderr)
+        return 2
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

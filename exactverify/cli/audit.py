@@ -30,7 +30,7 @@ def register(sub) -> None:
     options.add_timeout(p, per="claim")
     p.add_argument("--tool", metavar="NAME", help="with a long table: the tool whose rows to audit (nv_jl, NV.jl, ...)")
     p.add_argument("--year", metavar="Y", help="with a long table: the year of those rows")
-    p.add_argument("--convert", metavar="OUT_CSV",
+    p.add_argument("--convert", type=options.output_file("--convert"), metavar="OUT_CSV",
                    help="only write the selected rows as a results csv (network,property,result,...) and exit")
     options.add_ground_truth(p)
     p.add_argument("--witnesses", metavar="DIR",
@@ -53,7 +53,6 @@ def run(args) -> int:
         convert_long(args.results, args.tool, args.year, out=args.convert, root=args.root)
         print(f"wrote {args.convert}")
         return 0
-    options.check_outputs(args.json, args.markdown)
     only = None
     if args.filter:
         rx = options.compile_filter(args.filter)

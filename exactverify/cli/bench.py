@@ -18,7 +18,7 @@ def register(sub) -> None:
     options.add_timeout(p, per="instance", default=None, default_text="each instance's own, from the csv")
     options.add_tightening(p)
     options.add_solver(p)
-    options.add_workers(p, over="the instances", default=0)
+    options.add_workers(p, over="the instances", default=None)
     options.add_filter(p, unit="instances")
     options.add_limit(p, unit="instances (after --filter)")
     options.add_progress(p, default=True)
@@ -33,7 +33,7 @@ def run(args) -> int:
         options.compile_filter(args.filter)  # a bad pattern is bad input, not a crash inside the run
     report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
                            bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
-                           progress=args.progress, workers=args.workers,
+                           progress=args.progress, workers=options.resolve_workers(args.workers),
                            verify_options={"tightening": options.tightening(args), "solver": args.solver})
     print(format_summary(report))
     if args.out:

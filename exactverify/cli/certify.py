@@ -56,14 +56,10 @@ def run(args) -> int:
     from ..bounds.lipschitz import certify_batch, margin_lipschitz
     from ..loaders import load_network
 
-    if not np.isfinite(args.eps) or args.eps < 0:
-        raise InputError(None, f"--eps must be finite and >= 0, got {args.eps}")
     mode, k, groups = parse_mode(args.mode)
     net = load_network(args.network)
     X, labels = load_data(args.data, net.input_size, args.scale)
     if args.limit is not None:
-        if args.limit < 0:
-            raise InputError(None, f"--limit must be >= 0, got {args.limit}")
         X, labels = X[:args.limit], labels[:args.limit]
     n_out = net.output_size
     if np.any(labels < 0) or np.any(labels >= n_out):

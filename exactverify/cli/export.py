@@ -40,7 +40,7 @@ def register(sub) -> None:
     options.add_network(p)
     options.add_property(p)
     p.add_argument("--format", choices=FORMATS, required=True, help="lp, mps (MILP) or smt2 (SMT-LIB2)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
+    p.add_argument("-o", "--output", type=options.output_file("-o/--output"), required=True, metavar="FILE",
                    help="output file; with several (case, disjunct) parts, FILE.c{I}.d{J}.EXT per part")
     options.add_tightening(p)
     options.add_timeout(p, per="instance, as for verify: lp and milp tightening use 30%% of it")

@@ -7,6 +7,13 @@ The few helpers after the options turn shared option values into what the
 commands pass on (`tightening`, `resolve_workers`, `compile_filter`), check
 output paths before a long run, and write the `--json` file.
 
+Values are checked as argparse reads them (the `type=` of each option), so a
+bad value stops the run before any file is loaded and the message is the same
+in every command: an `InputError` naming the option, the value and the problem,
+which `exactverify.cli.app.main` prints as one line with exit code 2. Every
+output option (`--out`, `--json`, `--markdown`, `--plot`, export's `-o`, ...)
+is checked the same way, so that nothing is computed that cannot be written.
+
 Nothing heavy is imported at module level: every command's parser is built for
 `exactverify --help`.
 """
@@ -15,11 +22,89 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from pathlib import Path
 
 # search.tightening.STAGES, copied because importing that module loads the bounds and solvers
 # (tests/cli/test_cli.py checks that the two agree)
 TIGHTENING = ("interval", "crown", "lp", "milp")
+
+
+# ---------------------------------------------------------------- value checks (argparse `type=`)
+
+def _bad_value(flag: str, text: str, problem: str):
+    from ..core.errors import InputError
+    return InputError(None, f"{flag} {text}: {problem}")
+
+
+def positive_number(flag: str):
+    """An argparse `type=` for `flag`: a finite float > 0 (nan, inf, 0 and below are refused)."""
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        # nan compares false with everything: a nan timeout would remove the time limit
+        if not (math.isfinite(value) and value > 0):
+            raise _bad_value(flag, text, "must be a finite number > 0")
+        return value
+    check.__name__ = "positive number"
+    return check
+
+
+def count(flag: str):
+    """An argparse `type=` for `flag`: a whole number >= 1."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise _bad_value(flag, text, "must be a whole number >= 1")
+        return value
+    check.__name__ = "count"
+    return check
+
+
+def output_problem(path, appended: bool = False) -> str | None:
+    """Why `path` cannot be written as an output file (its folder missing or read-only, or it is a folder), or None."""
+    path = Path(path)
+    folder = Path(os.path.abspath(path)).parent  # not resolved: a symlinked output is replaced where it lies
+    if path.is_dir():
+        return "is a directory"
+    if not folder.exists():
+        return f"output directory {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    # write_atomic writes a temporary file in the folder and renames it: the folder must be writable
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"output directory {folder} is not writable"
+    if appended and path.exists() and not os.access(path, os.W_OK):
+        return "is not writable"
+    return None
+
+
+def output_file(flag: str, appended: bool = False):
+    """An argparse `type=` for the output option `flag`: a path that can be written (see `output_problem`)."""
+    def check(text: str) -> str:
+        problem = output_problem(text, appended)
+        if problem:
+            raise _bad_value(flag, text, problem)
+        return text
+    check.__name__ = "output file"
+    return check
+
+
+def plot_file(flag: str = "--plot"):
+    """An argparse `type=` for `--plot`: an output file, and matplotlib installed to draw it."""
+    def check(text: str) -> str:
+        import importlib.util  # find_spec does not import matplotlib: --plot stays cheap to read
+        if importlib.util.find_spec("matplotlib") is None:
+            raise _bad_value(flag, text, 'needs matplotlib, which is not installed: pip install "exactverify[plot]"')
+        return output_file(flag)(text)
+    check.__name__ = "plot file"
+    return check
 
 
 # ---------------------------------------------------------------- inputs
@@ -42,13 +127,13 @@ def add_data(p) -> None:
 
 def add_scale(p, default: float | None = 1.0) -> None:
     """`--scale S`: divide every input value of DATA by S."""
-    p.add_argument("--scale", type=float, default=default, metavar="S",
+    p.add_argument("--scale", type=positive_number("--scale"), default=default, metavar="S",
                    help="divide every input value by S, e.g. 255 for 0..255 pixels (default: values as stored)")
 
 
 def add_limit(p, unit: str = "points") -> None:
     """`--limit N`: only the first N items (points, instances) of the input."""
-    p.add_argument("--limit", type=int, metavar="N", help=f"only the first N {unit}")
+    p.add_argument("--limit", type=count("--limit"), metavar="N", help=f"only the first N {unit}")
 
 
 def add_filter(p, unit: str) -> None:
@@ -68,10 +153,11 @@ def add_ground_truth(p) -> None:
 def add_eps(p, several: bool, required: bool) -> None:
     """`--eps E` (or `--eps E [E ...]`): the radius of the ball around each point."""
     if several:
-        p.add_argument("--eps", type=float, nargs="+", required=required, default=None if required else [],
-                       metavar="E", help="radii of the --norm balls around each point")
+        p.add_argument("--eps", type=positive_number("--eps"), nargs="+", required=required,
+                       default=None if required else [], metavar="E",
+                       help="radii of the --norm balls around each point")
     else:
-        p.add_argument("--eps", type=float, required=required, metavar="E",
+        p.add_argument("--eps", type=positive_number("--eps"), required=required, metavar="E",
                        help="radius of the --norm ball around each point")
 
 
@@ -93,7 +179,7 @@ def add_domain(p) -> None:
 def add_timeout(p, per: str, default: float | None = 60.0, default_text: str | None = None) -> None:
     """`--timeout S`: the time limit in seconds for each exact question (`per` names it)."""
     shown = f": {default_text}" if default_text else f" {default:g}"
-    p.add_argument("--timeout", type=float, default=default, metavar="S",
+    p.add_argument("--timeout", type=positive_number("--timeout"), default=default, metavar="S",
                    help=f"time limit in seconds per {per} (default{shown})")
 
 
@@ -113,11 +199,11 @@ def add_solver(p) -> None:
                    help=f"exact back end: {', '.join(SOLVERS)} (default highs)")
 
 
-def add_workers(p, over: str, default: int) -> None:
-    """`--workers N`: worker processes, 0 meaning one per core."""
-    shown = "0, one per core" if default == 0 else str(default)
-    p.add_argument("--workers", type=int, default=default, metavar="N",
-                   help=f"worker processes for {over}; 0: one per core, 1: all in this process (default {shown})")
+def add_workers(p, over: str, default: int | None) -> None:
+    """`--workers N`: worker processes (N >= 1); the default None means one per core."""
+    shown = ": one per core" if default is None else f" {default}"
+    p.add_argument("--workers", type=count("--workers"), default=default, metavar="N",
+                   help=f"worker processes for {over}; 1: all in this process (default{shown})")
 
 
 def add_progress(p, default: bool | None) -> None:
@@ -133,24 +219,26 @@ def add_progress(p, default: bool | None) -> None:
 
 def add_json(p) -> None:
     """`--json OUT`: the whole result as JSON, which every command offers."""
-    p.add_argument("--json", metavar="OUT", help="write the whole result as JSON to OUT")
+    p.add_argument("--json", type=output_file("--json"), metavar="OUT", help="write the whole result as JSON to OUT")
 
 
 def add_out(p, metavar: str) -> None:
     """`--out FILE`: the result in VNN-COMP's own format."""
-    p.add_argument("--out", metavar=metavar,
+    p.add_argument("--out", type=output_file("--out"), metavar=metavar,
                    help="write the result in VNN-COMP's format: for one instance the result file (the verdict, "
                         "then a counterexample), for several a csv with one row per instance")
 
 
 def add_markdown(p) -> None:
     """`--markdown OUT`: a summary table in markdown."""
-    p.add_argument("--markdown", metavar="OUT", help="write a markdown summary (for a paper or a README)")
+    p.add_argument("--markdown", type=output_file("--markdown"), metavar="OUT",
+                   help="write a markdown summary (for a paper or a README)")
 
 
 def add_plot(p, what: str) -> None:
     """`--plot PNG`: a figure of the results (needs matplotlib)."""
-    p.add_argument("--plot", metavar="PNG", help=f"plot {what} (needs matplotlib)")
+    p.add_argument("--plot", type=plot_file(), metavar="PNG",
+                   help=f'plot {what} (needs matplotlib: pip install "exactverify[plot]")')
 
 
 # ---------------------------------------------------------------- shared option values
@@ -160,9 +248,9 @@ def tightening(args) -> str:
     return args.bounds or args.tightening
 
 
-def resolve_workers(n: int) -> int:
-    """The number of worker processes for `--workers n`: 0 means one per core."""
-    if n == 0:
+def resolve_workers(n: int | None) -> int:
+    """The number of worker processes for `--workers n`: None (the option's default) means one per core."""
+    if n is None:
         from ..core.runtime import default_workers
         return default_workers()
     return n
@@ -180,11 +268,12 @@ def compile_filter(pattern: str):
 
 
 def check_outputs(*paths) -> None:
-    """InputError unless every given output path's folder exists, checked before a long run starts."""
+    """InputError unless every given output path can be written (see `output_problem`); None entries are skipped."""
     from ..core.errors import InputError
     for out in paths:
-        if out and not Path(out).resolve().parent.is_dir():
-            raise InputError(out, f"output directory {Path(out).resolve().parent} does not exist")
+        problem = out and output_problem(out)
+        if problem:
+            raise InputError(out, problem)
 
 
 def write_json(path, data, indent: int = 2) -> None:

@@ -15,7 +15,6 @@ removed once the JSON report is written.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 from . import options
@@ -43,7 +42,7 @@ def register(sub) -> None:
     options.add_plot(p, what="the number of points with rho <= eps against eps")
     p.add_argument("--baseline", action="store_true",
                    help="also compute Bastani et al.'s estimate (LP in the linear region of each point)")
-    p.add_argument("--resume", metavar="JSONL",
+    p.add_argument("--resume", type=options.output_file("--resume", appended=True), metavar="JSONL",
                    help="progress file: finished points are appended and not redone on a rerun "
                         "(default OUT.progress.jsonl with --json)")
     p.add_argument("--disjunction", choices=["per_class", "binary"], default="per_class",
@@ -62,8 +61,6 @@ def run(args) -> int:
     net = load_network(args.network)
     X, y = load_dataset(args.data, scale=args.scale, n_inputs=net.input_size, n_outputs=net.output_size)
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(None, f"--limit must be at least 1, not {args.limit}")
         X, y = X[:args.limit], y[:args.limit]
     domain = None
     if args.domain is not None:
@@ -76,12 +73,6 @@ def run(args) -> int:
             raise InputError(args.data, f"point {i} lies outside --domain {lo:g} {hi:g}"
                                         f"{' (forgot --scale?)' if args.scale is None else ''}")
         domain = (lo, hi)
-    if args.timeout <= 0:
-        raise InputError(None, f"--timeout must be positive, not {args.timeout:g}")
-    for eps in args.eps:
-        if not (eps >= 0 and math.isfinite(eps)):
-            raise InputError(None, f"--eps values must be nonnegative, not {eps:g}")
-    options.check_outputs(args.json, args.plot)
     resume = args.resume or (f"{args.json}.progress.jsonl" if args.json else None)
 
     report = dataset_robustness(net, X, y, norm=args.norm, domain=domain, eps_list=args.eps, timeout=args.timeout,

@@ -50,15 +50,10 @@ def run(args) -> int:
     from ..loaders import load_network
     from ..metrics.validate import BUILTIN, load_data, validate
 
-    options.check_outputs(args.json, args.markdown, args.plot)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in BUILTIN]
     if unknown or not methods:
         raise InputError(None, f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(BUILTIN)}")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(None, "--limit must be at least 1")
-    if args.scale == 0:
-        raise InputError(None, "--scale must not be 0")
     net = load_network(args.network)
     X, y = load_data(args.data, scale=args.scale, limit=args.limit)
     report = validate(net, X, y, args.eps, methods=methods, norm=args.norm, domain=args.domain,

@@ -18,7 +18,7 @@ def register(sub) -> None:
     options.add_timeout(p, per="instance")
     options.add_tightening(p)
     options.add_workers(p, over="an instance that one process does not decide within a few seconds (its input "
-                                "box, or its disjuncts, cut into pieces)", default=0)
+                                "box, or its disjuncts, cut into pieces)", default=None)
     options.add_solver(p)
     options.add_progress(p, default=None)
     options.add_out(p, metavar="RESULT")

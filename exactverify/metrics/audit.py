@@ -89,7 +89,7 @@ class AuditRow:
     reason: str = ""  # verify's own reason
     seconds: float = 0.0  # time spent deciding this claim
     counterexample: dict | None = None  # for exact == sat: x, y (float64), y_float32
-    onnxruntime_recheck: str = ""  # for exact == sat on ONNX: ok / FAILED / ""
+    onnxruntime_recheck: str = ""  # for exact == sat on ONNX: ok / FAILED / skipped (not installed) / ""
     expected: str = ""  # ground truth, when given
     extra: dict = field(default_factory=dict)  # the csv's other columns
 

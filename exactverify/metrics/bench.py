@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import statistics
 import time
@@ -44,7 +45,7 @@ class InstanceResult:
     expected: str = ""  # ground truth, when given
     agrees: str = ""  # "yes", "WRONG", or "" when either side is undecided
     reason: str = ""
-    onnxruntime_recheck: str = ""  # for sat: "ok" / "FAILED" / "" when not run
+    onnxruntime_recheck: str = ""  # for sat: "ok" / "FAILED" / "skipped" without onnxruntime / "" when not ONNX
     counterexample: list | None = None  # for sat: the input x
 
 
@@ -70,6 +71,7 @@ class BenchReport:
             "wrong": sum(r.agrees == "WRONG" for r in self.rows),
             "sat_onnxruntime_rechecked": sum(r.onnxruntime_recheck == "ok" for r in self.rows),
             "sat_onnxruntime_failed": sum(r.onnxruntime_recheck == "FAILED" for r in self.rows),
+            "sat_onnxruntime_skipped": sum(r.onnxruntime_recheck == RECHECK_SKIPPED for r in self.rows),
             "time_total_s": round(sum(times), 3),
             "time_median_s": round(statistics.median(times), 4) if times else 0.0,
             "time_median_decided_s": round(statistics.median([r.seconds for r in decided]), 4) if decided else None,
@@ -113,6 +115,8 @@ def read_instances(csv_path) -> list:
                 if line_no == 1:
                     continue  # a header row
                 raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} is not a number")
+            if not (math.isfinite(timeout) and timeout > 0):  # a nan limit would never run out
+                raise InputError(csv_path, f"line {line_no}: timeout {row[2]!r} must be a finite number > 0")
             inst = Instance(base / row[0], base / row[1], timeout, line_no, (row[0], row[1]))
             for p in (inst.network, inst.property):
                 if not p.is_file():
@@ -189,6 +193,9 @@ def _run_indexed(item):
     return i, run_instance(*job)
 
 
+# onnxruntime_recheck's answer when onnxruntime is not installed (an optional extra: exactverify[recheck])
+RECHECK_SKIPPED = "skipped"
+
 _NETWORKS: dict = {}  # per process: a network is loaded once however many properties use it
 
 
@@ -223,14 +230,14 @@ def run_instance(inst: Instance, budget: float, expected: str, bounds: str, veri
 
 
 def onnxruntime_recheck(network_path: Path, net, prop, x) -> str:
-    """Evaluate the ONNX file itself with onnxruntime (float32) at x; '' when that is not possible."""
+    """Evaluate the ONNX file with onnxruntime (float32) at x: ok, FAILED, skipped (not installed) or '' (not ONNX)."""
     if network_path.suffix.lower() != ".onnx":
         return ""
+    import numpy as np
     try:
-        import numpy as np
         import onnxruntime as ort
     except ImportError:
-        return ""
+        return RECHECK_SKIPPED
     sess = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
@@ -250,8 +257,15 @@ def format_summary(report: BenchReport) -> str:
         lines.append(f"ground truth: {s['with_ground_truth']} with a sat/unsat verdict; "
                      f"agreeing {s['agreeing']}, WRONG {s['wrong']}")
     if s["sat"]:
-        lines.append(f"sat counterexamples re-checked by onnxruntime: {s['sat_onnxruntime_rechecked']} ok, "
-                     f"{s['sat_onnxruntime_failed']} failed")
+        if s["sat_onnxruntime_skipped"] and not s["sat_onnxruntime_rechecked"] and not s["sat_onnxruntime_failed"]:
+            # "0 ok, 0 failed" would read as if the counterexamples had been looked at
+            lines.append('sat counterexamples re-checked by onnxruntime: skipped (onnxruntime not installed; '
+                         'pip install "exactverify[recheck]")')
+        else:
+            skipped = s["sat_onnxruntime_skipped"]
+            lines.append(f"sat counterexamples re-checked by onnxruntime: {s['sat_onnxruntime_rechecked']} ok, "
+                         f"{s['sat_onnxruntime_failed']} failed"
+                         + (f", {skipped} skipped (onnxruntime not installed)" if skipped else ""))
     lines.append(f"time: total {s['time_total_s']:.2f} s, median {s['time_median_s']:.3f} s, "
                  f"max {s['time_max_s']:.2f} s")
     for r in report.rows:

@@ -65,7 +65,7 @@ def test_wrong_claims_are_flagged_and_right_ones_confirmed(bench, capsys):
     x = np.asarray(wrong_unsat["counterexample"]["x"])
     net = load_network(bench / "nets" / "abs.onnx")
     assert check_point(net, load_vnnlib(bench / "specs" / "sat.vnnlib"), x) is not None
-    assert wrong_unsat["onnxruntime_recheck"] in ("ok", "")
+    assert wrong_unsat["onnxruntime_recheck"] in ("ok", "skipped")  # skipped where onnxruntime is not installed
     text = md.read_text()
     assert "### WRONG claims" in text and "| **all** | **4** | **2** | **2** | **0** |" in text
     assert "Counterexamples" in text
