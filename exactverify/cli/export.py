@@ -53,12 +53,8 @@ def register(sub) -> None:
 def run(args) -> int:
     """Write one encoding per selected (case, disjunct), print the paths, write --json."""
     from ..core.files import write_atomic
-    from ..loaders import load_network
-    from ..loaders.vnnlib import load_vnnlib
 
-    net = load_network(args.network)
-    prop = load_vnnlib(args.property)
-    prop.validate(net)
+    net, prop = options.load_instance(args)
     parts = select_parts(prop, args.case, args.disjunct, args.property)
     paths = output_paths(args.output, parts, len(parts) == 1)
     options.check_outputs(*paths, args.json)  # every destination before tightening and writing any

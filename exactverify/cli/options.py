@@ -280,3 +280,14 @@ def write_json(path, data, indent: int = 2) -> None:
     """Write `data` as JSON to `path` whole or not at all (numpy values and result objects included)."""
     from ..core.files import json_default, write_atomic
     write_atomic(path, json.dumps(data, indent=indent, default=json_default) + "\n")
+
+
+def load_instance(args):
+    """The network and the property of a command's NETWORK PROPERTY arguments, the property checked
+    against the network's shapes (an InputError, one line and exit 2, when they do not fit)."""
+    from ..loaders import load_network
+    from ..loaders.vnnlib import load_vnnlib
+    net = load_network(args.network)
+    prop = load_vnnlib(args.property)
+    prop.validate(net)
+    return net, prop

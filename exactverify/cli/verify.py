@@ -28,13 +28,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Verify the instance, print the verdict (and a counterexample), write --out and --json."""
-    from ..loaders import load_network
-    from ..loaders.vnnlib import load_vnnlib
     from ..search.verifier import verify
 
-    net = load_network(args.network)
-    prop = load_vnnlib(args.property)
-    prop.validate(net)
+    net, prop = options.load_instance(args)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     result = verify(net, prop, timeout=args.timeout, tightening=options.tightening(args), solver=args.solver,
                     progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None,
