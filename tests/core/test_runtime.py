@@ -2,7 +2,6 @@
 progress bars only on a terminal."""
 
 import os
-import signal
 
 import pytest
 
