@@ -11,7 +11,6 @@ it could carry (`pad`).
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
@@ -259,6 +258,7 @@ class MaxStep:
     upper bound, else the constant max of the members' upper bounds."""
 
     def __init__(self, layer: MaxGroups, lo, hi):
+        import scipy.sparse as sp
         valid = layer.groups >= 0
         idx = np.where(valid, layer.groups, 0)
         lo_m = np.where(valid, lo[idx], -np.inf)

@@ -99,9 +99,8 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..core.network import Affine, MaxGroups, Network, ReLU
+from ..core.network import Affine, MaxGroups, Network, ReLU, issparse
 
 EPS = float(np.finfo(np.float64).eps)  # 2.2e-16, twice the unit roundoff
 EXACT_MAX = 2048  # largest smaller side of a layer whose spectral norm is certified via Cholesky
@@ -133,7 +132,7 @@ def _up_sum(value, terms: int):
 
 
 def _abs_weight(weight):
-    return abs(weight) if sp.issparse(weight) else np.abs(weight)
+    return abs(weight) if issparse(weight) else np.abs(weight)
 
 
 def row_abs_sums(weight) -> np.ndarray:
@@ -159,7 +158,7 @@ def l1_operator_norm(weight) -> float:
 
 def frobenius_norm(weight) -> float:
     """||W||_F = sqrt(sum_rc W_rc^2), padded up: an upper bound on the spectral norm."""
-    data = weight.data if sp.issparse(weight) else np.ravel(weight)
+    data = weight.data if issparse(weight) else np.ravel(weight)
     if data.size == 0:
         return 0.0
     amax = float(np.max(np.abs(data)))
@@ -185,7 +184,7 @@ def l2_operator_norm(weight, exact_max: int = EXACT_MAX) -> float:
     if m == 0 or n == 0:
         return 0.0
     if min(m, n) <= exact_max:
-        dense = weight.toarray() if sp.issparse(weight) else np.asarray(weight, dtype=np.float64)
+        dense = weight.toarray() if issparse(weight) else np.asarray(weight, dtype=np.float64)
         bound = _spectral_cholesky(dense)
         if bound is not None:
             return bound
@@ -228,8 +227,8 @@ def _spectral_fallback(weight, iterations: int = 100) -> float:
     """min(Collatz-Wielandt bound on || |W| ||_2, ||W||_F, sqrt(||W||_1 ||W||_inf))."""
     m, n = weight.shape
     aw = _abs_weight(weight)
-    aw = aw.tocsr() if sp.issparse(aw) else aw
-    awt = aw.T.tocsr() if sp.issparse(aw) else aw.T
+    aw = aw.tocsr() if issparse(aw) else aw
+    awt = aw.T.tocsr() if issparse(aw) else aw.T
     v = np.ones(n)
     for _ in range(iterations):
         nv = np.asarray(awt @ np.asarray(aw @ v).ravel()).ravel()

@@ -3,8 +3,10 @@
 Exit codes: 0 when the run completed, whatever the verdict; 2 on bad input
 (one line on stderr naming the file or option and the problem, no traceback, and
 no output file written; option values and output paths are checked before any
-work starts); 1 from `audit` when some audited claim is WRONG, and otherwise
-from genuine bugs, which do show a traceback.
+work starts); 130 when Ctrl-C or SIGTERM stopped the run (one line saying how much
+had finished; what had finished is kept, every worker is stopped); 1 from `audit`
+when some audited claim is WRONG, and otherwise from genuine bugs, which do show a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import sys
 
 from ..core.errors import InputError
+from ..core.runtime import Interrupted, ignoring_interrupts, interrupts_as_keyboard
 from . import audit, bench, certify, export, info, robustness, validate, verify
 
 DESCRIPTION = """\
@@ -43,13 +46,36 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        with interrupts_as_keyboard():  # SIGTERM stops a run as Ctrl-C does: workers stopped, one line, 130
+            return args.run(args)
     except InputError as e:
         print(f"exactverify: error: {e.message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("exactverify: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
+    except Exception as e:
+        # a Ctrl-C that landed in a C extension's import, say, comes out as ImportError("initialization
+        # failed") from KeyboardInterrupt: an interrupt all the same
+        if not _from_interrupt(e):
+            raise
+        return _interrupted(e)
+
+
+def _interrupted(e: BaseException) -> int:
+    with ignoring_interrupts():  # a second Ctrl-C now would only add a traceback
+        line = e.line() if isinstance(e, Interrupted) else "interrupted"
+        print(f"exactverify: {line}", file=sys.stderr, flush=True)
+    return 130
+
+
+def _from_interrupt(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Audit the claims, print the table, write --json and --markdown; 1 when some claim is WRONG."""
+    from ..core.runtime import Interrupted, ignoring_interrupts
     from ..metrics.audit import audit, convert_long, format_markdown, format_table
 
     if args.convert:
@@ -57,13 +58,28 @@ def run(args) -> int:
     if args.filter:
         rx = options.compile_filter(args.filter)
         only = lambda c: rx.search(f"{c.network} {c.property}") is not None  # noqa: E731
-    report = audit(args.results, root=args.root, timeout=args.timeout, tool=args.tool, year=args.year,
-                   workers=options.resolve_workers(args.workers), ground_truth=args.ground_truth,
-                   progress=args.progress, only=only, witnesses=args.witnesses)
+    try:
+        report = audit(args.results, root=args.root, timeout=args.timeout, tool=args.tool, year=args.year,
+                       workers=options.resolve_workers(args.workers), ground_truth=args.ground_truth,
+                       progress=args.progress, only=only, witnesses=args.witnesses)
+    except Interrupted as stop:
+        # the finished claims are kept: written whole, the JSON marked as interrupted
+        if stop.partial is not None and stop.partial.rows and (args.json or args.markdown):
+            with ignoring_interrupts():
+                _write(args, stop.partial, format_markdown, interrupted=True)
+            stop.kept = "finished ones written to " + " and ".join(p for p in (args.json, args.markdown) if p)
+        raise
     print(format_table(report, all_rows=not args.only_problems))
+    _write(args, report, format_markdown)
+    return 1 if report.wrong else 0
+
+
+def _write(args, report, format_markdown, interrupted: bool = False) -> None:
     if args.json:
-        options.write_json(args.json, report.as_dict())
+        data = report.as_dict()
+        if interrupted:
+            data["interrupted"] = True
+        options.write_json(args.json, data)
     if args.markdown:
         from ..core.files import write_atomic
         write_atomic(args.markdown, format_markdown(report) + "\n")
-    return 1 if report.wrong else 0

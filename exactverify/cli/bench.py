@@ -27,18 +27,34 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Run the instances, print the summary, write --out (csv) and --json."""
+    from ..core.runtime import Interrupted, ignoring_interrupts
     from ..metrics.bench import format_summary, run_instances
 
     if args.filter:
         options.compile_filter(args.filter)  # a bad pattern is bad input, not a crash inside the run
-    report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
-                           bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
-                           progress=args.progress, workers=options.resolve_workers(args.workers),
-                           verify_options={"tightening": options.tightening(args), "solver": args.solver})
+    try:
+        report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
+                               bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
+                               progress=args.progress, workers=options.resolve_workers(args.workers),
+                               verify_options={"tightening": options.tightening(args), "solver": args.solver})
+    except Interrupted as stop:
+        # the finished instances are kept: written whole, the JSON marked as interrupted
+        if stop.partial is not None and stop.partial.rows and (args.out or args.json):
+            with ignoring_interrupts():
+                _write(args, stop.partial, interrupted=True)
+            stop.kept = "finished ones written to " + " and ".join(p for p in (args.out, args.json) if p)
+        raise
     print(format_summary(report))
+    _write(args, report)
+    return 0
+
+
+def _write(args, report, interrupted: bool = False) -> None:
     if args.out:
         from ..core.files import write_atomic
         write_atomic(args.out, report.to_csv())
     if args.json:
-        options.write_json(args.json, report.as_dict())
-    return 0
+        data = report.as_dict()
+        if interrupted:
+            data["interrupted"] = True
+        options.write_json(args.json, data)

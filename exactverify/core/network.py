@@ -18,12 +18,19 @@ counterexamples the way an ONNX runtime would see them.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from .errors import InputError
+
+
+def issparse(weight) -> bool:
+    """Whether `weight` is a scipy sparse matrix, without importing scipy where nothing has (start-up time)."""
+    # a sparse matrix exists only once scipy.sparse, which defines its classes, has been imported
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(weight)
 
 
 @dataclass
@@ -46,7 +53,7 @@ class Affine:
     @property
     def is_sparse(self) -> bool:
         """Whether the weight is a scipy sparse matrix."""
-        return sp.issparse(self.weight)
+        return issparse(self.weight)
 
     def dense_weight(self) -> np.ndarray:
         """The weight as a dense numpy array (the weight itself when it is already dense)."""
@@ -214,6 +221,7 @@ def _fuse(first: Affine, second: Affine, max_dense: int) -> Affine | None:
     """second(first(x)) as one affine map, or None when that would be too large."""
     n_out, n_in = second.out_size, first.in_size
     if first.is_sparse or second.is_sparse:
+        import scipy.sparse as sp
         w = sp.csr_matrix(second.weight) @ sp.csr_matrix(first.weight)
         w = sp.csr_matrix(w)
         if w.nnz > max_dense:

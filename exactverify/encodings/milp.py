@@ -61,7 +61,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..bounds.layer_bounds import LayerBounds
 from ..bounds.padding import pad
@@ -235,6 +234,7 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
 
 def _encode_affine(b: "_Builder", i: int, layer: Affine, cols: np.ndarray, out_lo, out_hi) -> np.ndarray:
     """z = W x + bias as rows W x - z = -bias; inputs that are identically zero drop out."""
+    import scipy.sparse as sp
     w = sp.coo_matrix(layer.weight)
     r, c, v = w.row, w.col, w.data
     keep = (cols[c] >= 0) & (v != 0)
@@ -353,6 +353,7 @@ class _Builder:
         self.n_rows += len(lower)
 
     def finish(self) -> MilpModel:
+        import scipy.sparse as sp
         cat = lambda parts, dt=np.float64: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
         col_lower, col_upper = cat(self.col_lower), cat(self.col_upper)
         integer = cat(self.integer, bool)

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..bounds.layer_bounds import LayerBounds
 from ..core.network import Affine, MaxGroups, Network, ReLU
@@ -127,6 +126,7 @@ class SmtModel:
 def build_smt(network: Network, layer_bounds: LayerBounds, case: Case, disjunct: OutputConstraint,
               tolerance: float | None = None) -> SmtModel:
     """Encode 'some x in the case has network(x) meeting the disjunct' in QF_LRA (see the module doc)."""
+    import scipy.sparse as sp
     names, lower, upper, assertions = [], [], [], []
     stats = {"relu_unstable": [], "disjunctions": 0}
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..core.errors import InputError, require_file
 from ..core.network import Affine, Network, ReLU
@@ -82,6 +81,7 @@ def load_nnet(path, normalize: bool = False) -> Network:
 
 
 def _with_normalisation(layers, means, ranges, reader) -> list:
+    import scipy.sparse as sp
     if np.any(ranges == 0):
         reader.fail("a range in the header is zero, so inputs cannot be normalised")
     n_in, n_out = layers[0].in_size, layers[-1].out_size

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..core.errors import InputError
 from ..core.network import Network
@@ -148,6 +147,7 @@ def _flatten(chain, m, shape):
 
 
 def _batchnorm(chain, m, shape, ranks):
+    import scipy.sparse as sp
     if len(shape) not in ranks:
         raise LoweringError(f"expects a {' or '.join(map(str, ranks))}-D input")
     if m.training:

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.runtime import limit_worker_threads, progress_bar
+from ..core.runtime import Interrupted, progress_bar, worker_pool
 
 CLAIMS_UNSAT = ("holds", "unsat", "safe", "verified", "robust")
 CLAIMS_SAT = ("violated", "sat", "unsafe", "falsified", "not_robust")
@@ -352,9 +352,7 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
     jobs = [(i, str(c.network_path), str(c.property_path), float(timeout), verify_options or {},
              _witness_file(wdir, c)) for i, c in enumerate(todo)]
     done: list = [None] * len(jobs)
-    bar = None
-    if progress:
-        bar = progress_bar(len(jobs), True)
+    bar = progress_bar(len(jobs), progress, unit="claim")
     workers = max(1, min(int(workers or 1), len(jobs) or 1))
     try:
         if workers == 1:
@@ -363,22 +361,31 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
                 done[i] = res
                 _tick(bar, done, todo)
         else:
-            import multiprocessing as mp
-            # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
-            with mp.get_context("spawn").Pool(workers, initializer=limit_worker_threads) as pool:
+            with worker_pool(workers) as pool:
                 for i, res in pool.imap_unordered(_check, jobs):
                     done[i] = res
                     _tick(bar, done, todo)
+    except KeyboardInterrupt:
+        # the workers are stopped; the finished claims go back to the caller to keep
+        _add_rows(report, todo, done, truth)
+        report.seconds = time.perf_counter() - t0
+        raise Interrupted(len(report.rows), len(jobs), "claims", partial=report) from None  # no local: no cycle
     finally:
         if bar is not None:
             bar.close()
+    _add_rows(report, todo, done, truth)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _add_rows(report, todo, done, truth) -> None:
     for c, res in zip(todo, done):
+        if res is None:  # not finished (an interrupted run)
+            continue
         row = AuditRow(c.line, c.network, c.property, c.result, c.claim, extra=dict(c.extra), **res)
         row.outcome, row.evidence = _classify(row)
         row.expected = truth.get((Path(c.network).name, Path(c.property).name), "")
         report.rows.append(row)
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 def _tick(bar, done, todo):

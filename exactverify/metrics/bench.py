@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.runtime import default_workers, limit_worker_threads, progress_bar
+from ..core.runtime import Interrupted, default_workers, progress_bar, worker_pool
 
 
 @dataclass
@@ -146,6 +146,8 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
 
     Each instance's time is measured where it runs, so per-instance figures
     do not depend on the number of workers (as long as workers <= cores).
+    On Ctrl-C (or SIGTERM under the command line) the workers are stopped and `Interrupted` is
+    raised with the finished instances as a BenchReport in its `partial`.
     """
     instances = read_instances(instances_csv)
     truth = read_ground_truth(ground_truth) if ground_truth else {}
@@ -176,11 +178,15 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
             for i, job in enumerate(jobs):
                 done(i, run_instance(*job))
         else:
-            import multiprocessing as mp
-            # spawn, not fork: a forked copy of a process that has run HiGHS threads is not safe
-            with mp.get_context("spawn").Pool(workers, initializer=limit_worker_threads) as pool:
+            with worker_pool(workers) as pool:
                 for i, row in pool.imap_unordered(_run_indexed, list(enumerate(jobs))):
                     done(i, row)
+    except KeyboardInterrupt:
+        # the workers are stopped; the finished instances go back to the caller to keep
+        # raised as it is made: an exception held in a local would make a cycle through this frame, and the
+        # pool it references would be collected at exit ("Exception ignored in Pool.__del__")
+        report.rows = [r for r in rows if r is not None]
+        raise Interrupted(len(report.rows), len(jobs), "instances", partial=report) from None
     finally:
         if bar is not None:
             bar.close()

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.network import Network
-from ..core.runtime import limit_worker_threads
+from ..core.runtime import Interrupted, held_interrupts, progress_bar, worker_pool
 from .bastani import bastani_estimate
 from .norms import check_norm
 from .radius import EXACT_RTOL, pointwise_robustness
@@ -27,7 +27,6 @@ _WORKER: dict = {}
 
 
 def _worker_init(network, options):
-    limit_worker_threads()
     _WORKER["network"] = network
     _WORKER["options"] = options
 
@@ -108,6 +107,14 @@ def _read_resume(path: Path, config: dict) -> dict:
     return done
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Drop a last line that lacks its newline (a run killed while writing it), so appended records start a line."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, eps_list=(), timeout: float = 60.0,
                        workers: int = 1, resume_path=None, progress: bool = True, baseline: bool = False,
                        disjunction: str = "per_class") -> dict:
@@ -115,7 +122,8 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
 
     Finished points are appended to `resume_path` (jsonl) as they come in; points already in that
     file are not recomputed. Returns a dict with `points` (sorted by index), `metrics` (one entry
-    per eps) and `summary`.
+    per eps) and `summary`. On Ctrl-C (or SIGTERM under the command line) the workers are stopped
+    and `Interrupted` is raised; the finished points are in `resume_path`.
     """
     norm = check_norm(norm)
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -133,23 +141,21 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
     fh = None
     if resume is not None and todo:
         new_file = not resume.exists() or resume.stat().st_size == 0
+        if not new_file:
+            _drop_cut_line(resume)
         fh = open(resume, "a")
         if new_file:
             fh.write(json.dumps({"config": config}) + "\n")
             fh.flush()
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=len(X), initial=len(done), unit="pt", dynamic_ncols=True)
-        except ImportError:
-            bar = None
+    bar = progress_bar(len(X), progress, unit="pt", initial=len(done))
 
     def finish(rec):
         records[rec["index"]] = rec
         if fh is not None:
-            fh.write(json.dumps(rec, default=_json_float) + "\n")
-            fh.flush()
+            line = json.dumps(rec, default=_json_float) + "\n"
+            with held_interrupts():  # a Ctrl-C lands after the line, never inside it
+                fh.write(line)
+                fh.flush()
         if bar is not None:
             exact = sum(1 for r in records.values() if r["status"] == "exact")
             bar.set_postfix_str(f"exact {exact}")
@@ -161,12 +167,13 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
             for item in todo:
                 finish(_point_record(network, *item, options))
         else:
-            import multiprocessing as mp
-            # spawn, not fork: a forked copy of a process that has run HiGHS is not safe
-            with mp.get_context("spawn").Pool(min(workers, len(todo)), initializer=_worker_init,
-                                              initargs=(network, options)) as pool:
+            with worker_pool(min(workers, len(todo)), _worker_init, (network, options)) as pool:
                 for rec in pool.imap_unordered(_run_point, todo):
                     finish(rec)
+    except KeyboardInterrupt:
+        # the workers are stopped; the finished points are in the resume file, whole lines
+        kept = f"kept in {resume}; run again to resume" if resume is not None and len(records) else ""
+        raise Interrupted(len(records), len(X), "points", kept) from None
     finally:
         if fh is not None:
             fh.close()

@@ -27,6 +27,7 @@ import numpy as np
 from ..core.check import check_point
 from ..core.property import Case, Property
 from ..core.result import VerificationResult
+from ..core.runtime import PROGRESS_SECONDS, worker_pool
 from .boxes import SPLIT_MAX_INPUTS, bisect
 
 _WORKER: dict = {}  # what each worker process got from `_init`: the network, decide and the options
@@ -89,12 +90,20 @@ def verify_parallel(network, prop: Property, timeout: float, workers: int, *, de
     queue = pieces_of(prop, 4 * workers)
     n_pieces, n_unsat, n_split = len(queue), 0, 0
     other: dict = {}
-    import multiprocessing as mp
-    ctx = mp.get_context("spawn")  # not fork: a forked copy of a process that has run HiGHS is not safe
-    pool = ctx.Pool(workers, initializer=_init, initargs=(network, decide, options))
     running: dict = {}
     found = None
-    try:
+    last_line = start
+
+    def report() -> None:
+        # one line every PROGRESS_SECONDS from here, while the workers run the pieces
+        nonlocal last_line
+        if progress is None or time.time() - last_line < PROGRESS_SECONDS:
+            return
+        last_line = time.time()
+        progress(f"[{last_line - start:6.1f} s] pieces: {n_unsat} unsat, {n_split} re-split, "
+                 f"{len(running)} running, {len(queue)} queued, on {workers} workers")
+
+    with worker_pool(workers, _init, (network, decide, options)) as pool:
         while (queue or running) and found is None and time.time() < deadline + 1.0:
             while queue and len(running) < workers:
                 # each piece gets about twice its fair share of the time left; a piece that runs out
@@ -104,6 +113,7 @@ def verify_parallel(network, prop: Property, timeout: float, workers: int, *, de
                 piece = queue.pop(0)
                 running[pool.apply_async(_run_piece, ((piece, share, deadline),))] = piece
             ready = [r for r in running if r.ready()]
+            report()
             if not ready:
                 time.sleep(0.02)
                 continue
@@ -124,12 +134,6 @@ def verify_parallel(network, prop: Property, timeout: float, workers: int, *, de
                     n_pieces += len(halves)
                 else:
                     other[res.status] = other.get(res.status, 0) + 1
-                if progress is not None:
-                    progress(f"[{time.time() - start:6.1f} s] pieces: {n_unsat} unsat, {n_split} re-split, "
-                             f"{len(queue) + len(running)} left ({res.status})")
-    finally:
-        pool.terminate()
-        pool.join()
     seconds = time.time() - start
     left_over = len(queue) + len(running)
     counts = {"unsat": n_unsat, **other, **({"left": left_over} if left_over else {})}

@@ -34,6 +34,7 @@ proof margin (encodings/milp.py).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -42,6 +43,7 @@ from ..core.check import Counterexample, check_point
 from ..core.network import Affine, Network
 from ..core.property import Case, Property
 from ..core.result import VerificationResult
+from ..core.runtime import PROGRESS_SECONDS, Ticker
 from ..encodings.milp import MilpModel, build_milp
 from ..solvers import solve, too_large_for
 from . import relu_split
@@ -62,7 +64,7 @@ _LEAF_SECONDS = 0.5
 _MILP_FRIENDLY_UNSTABLE = 150  # at most this many unstable ReLUs: ReLU splitting leaves half the time to MILPs
 _REFUTED = ("lipschitz", "bounds", "milp", "split", "relu split")  # the outcomes that prove a disjunct unreachable
 _LIPSCHITZ_MAX_WEIGHTS = 200_000  # the one-pass Lipschitz check runs on networks up to this size
-_PROGRESS_SECONDS = 5.0  # how often a long run reports progress
+_PROGRESS_SECONDS = PROGRESS_SECONDS  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
 
 
@@ -77,8 +79,9 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     name for the interval/crown choice. attack_time: seconds for the gradient
     attack before any MILP (default: 5% of the timeout, at most 2 s; 0 skips
     it; cheap points are always tried). progress: a callable taking one line
-    of text, called every `_PROGRESS_SECONDS` or so on long runs (the CLI
-    prints it on stderr). workers: more than 1 lets an instance that one
+    of text, called every `_PROGRESS_SECONDS` on long runs, whatever stage
+    runs (the CLI prints it on stderr); it may be called from a timer thread.
+    workers: more than 1 lets an instance that one
     process does not decide within a few seconds go on as pieces on that many
     worker processes (parallel.py).
     """
@@ -94,6 +97,9 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     run = _Run(network, prop, clock, tightening, solver, seed, progress)
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
+    # the search reports at its hooks (boxes, MILPs, ReLU domains); a timer thread fills the gaps
+    # (one long MILP, the tightening), so that a line comes every _PROGRESS_SECONDS whatever runs
+    ticker = Ticker(max(0.05, min(0.5, _PROGRESS_SECONDS / 2)), run.report_progress) if progress else None
     try:
         if run.lipschitz_check():  # every disjunct refuted in one forward pass: no bounds, no MILP
             return run.conclude()
@@ -106,6 +112,9 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
         return run.result("sat", f"counterexample re-checked ({found.how})", found.ce)
     except OutOfTime:
         pass
+    finally:
+        if ticker is not None:
+            ticker.stop()
     return run.conclude()
 
 
@@ -135,6 +144,8 @@ class _Run:
         self.tightening = tightening  # one of tightening.STAGES
         self.progress = progress
         self._last_progress = time.perf_counter()
+        self._progress_lock = threading.Lock()
+        self._progress_detail: tuple = (-np.inf, None, None)  # (when, heap size, extra) from the latest hook
         self.walks = 0  # region walks started by input splitting (every third from the box being split)
 
     # ------------------------------------------------------------ stages
@@ -428,20 +439,32 @@ class _Run:
             raise OutOfTime
 
     def report_progress(self, heap_size: int | None = None, extra: str | None = None):
-        """A progress line to `self.progress`, at most every `_PROGRESS_SECONDS`."""
-        now = time.perf_counter()
-        if self.progress is None or now - self._last_progress < _PROGRESS_SECONDS:
+        """A progress line to `self.progress`, at most every `_PROGRESS_SECONDS` (from the search or its timer thread)."""
+        if self.progress is None:
             return
-        self._last_progress = now
-        total = sum(len(c.disjuncts) for c in self.prop.cases)
-        refuted = sum(1 for o in self.outcome.values() if o in _REFUTED)
-        line = (f"[{self.clock.elapsed():6.1f} s] disjuncts refuted {refuted}/{total}, "
-                f"MILPs {self.stats['milps']}")
-        if heap_size is not None:
-            line += f", input boxes done {self.stats.get('boxes', 0)}, open {heap_size}"
-        if extra:
-            line += f", {extra}"
-        self.progress(line)
+        with self._progress_lock:  # the search and the timer thread: one line, never two at once
+            now = time.perf_counter()
+            if heap_size is not None or extra:
+                self._progress_detail = (now, heap_size, extra)
+            elif now - self._progress_detail[0] < _PROGRESS_SECONDS:
+                # the timer thread: the search's latest detail while it is fresh (open boxes, ReLU domains)
+                heap_size, extra = self._progress_detail[1:]
+            if now - self._last_progress < _PROGRESS_SECONDS:
+                return
+            self._last_progress = now
+            total = sum(len(c.disjuncts) for c in self.prop.cases)
+            # list() copies in one step: the search may add outcomes while the timer thread reads them
+            refuted = sum(1 for o in list(self.outcome.values()) if o in _REFUTED)
+            line = (f"[{self.clock.elapsed():6.1f} s] disjuncts refuted {refuted}/{total}, "
+                    f"MILPs {self.stats['milps']}")
+            boxes = self.stats.get("boxes")
+            if heap_size is not None:
+                line += f", input boxes done {boxes or 0}, open {heap_size}"
+            elif boxes:
+                line += f", input boxes done {boxes}"
+            if extra:
+                line += f", {extra}"
+            self.progress(line)
 
     # ------------------------------------------------------------ verdict
 

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from ..core.runtime import held_interrupts
 from .base import SolveResult
 
 _TOLERANCES = {
@@ -75,7 +76,7 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
             state.update(stop=True, error=e)
 
     def interrupt(event):
-        if state["stop"] or time.perf_counter() > deadline:
+        if state["stop"] or pending or time.perf_counter() > deadline:
             event.interrupt()
 
     h.cbMipImprovingSolution.subscribe(improving)
@@ -84,7 +85,8 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
     # binaries) a 30 s limit ran over by up to 11 s. The LP solvers' own interrupt callbacks are.
     h.cbSimplexInterrupt.subscribe(interrupt)
     h.cbIpmInterrupt.subscribe(interrupt)
-    run_highs(h)
+    with held_interrupts() as pending:  # a Ctrl-C stops the run here and is raised after it
+        run_highs(h)
     if state["error"] is not None:
         raise state["error"]
 

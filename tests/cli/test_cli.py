@@ -301,3 +301,56 @@ def test_verify_reports_progress_on_long_runs(monkeypatch):
     assert result.status == "unsat"
     assert lines and all(line.startswith("[") and "disjuncts refuted" in line for line in lines)
     assert any("input boxes done" in line for line in lines)
+
+
+def test_verify_reports_progress_while_one_stage_runs_long(monkeypatch):
+    """Lines keep coming while a single stage runs without reaching a hook (a long MILP, say): a timer does it."""
+    import time
+
+    import exactverify.search.verifier as verifier
+    from exactverify import verify
+    from exactverify.testing import VERDICT_TIMEOUT, make_instance
+
+    monkeypatch.setattr(verifier, "_PROGRESS_SECONDS", 0.2)
+    # the first stage, here made to run 1.5 s without reaching a hook
+    monkeypatch.setattr(verifier._Run, "lipschitz_check", lambda self: time.sleep(1.5) or False)
+    net, prop, expected, _ = make_instance(4)
+    stamps, lines = [], []
+
+    def progress(line):
+        stamps.append(time.perf_counter())
+        lines.append(line)
+
+    start = time.perf_counter()
+    result = verify(net, prop, timeout=VERDICT_TIMEOUT, progress=progress)
+    assert result.status == expected
+    during = [t for t in stamps if t - start < 1.5]
+    assert len(during) >= 4, lines  # about one every 0.2 s
+    assert max(b - a for a, b in zip([start, *during], during)) < 0.8, lines
+    assert all(line.startswith("[") and "disjuncts refuted" in line for line in lines)
+
+
+def test_verify_on_workers_reports_progress_while_pieces_run(monkeypatch):
+    import exactverify.search.parallel as parallel
+    from exactverify.search.verifier import verify
+    from exactverify.testing import random_network
+    from exactverify.core.property import Case, OutputConstraint, Property
+
+    monkeypatch.setattr(parallel, "PROGRESS_SECONDS", 0.5)
+    net = random_network([8, 80, 80, 80, 2], seed=0)
+    prop = Property(8, 2, [Case(-np.ones(8), np.ones(8), [OutputConstraint(np.array([[-1.0, 0.0]]),
+                                                                          np.array([-3.0]))])])
+    lines = []
+    result = parallel.verify_parallel(net, prop, timeout=5.0, workers=2, decide=verify, solo=0.0,
+                                      progress=lines.append, attack_time=0)
+    assert result.status == "timeout" and result.stats["pieces"] >= 1
+    assert len(lines) >= 3 and all("pieces:" in line and "running" in line for line in lines), lines
+
+
+def test_batch_progress_off_a_terminal_is_plain_lines(tmp_path, absnet):
+    """--progress into a log (stderr not a terminal) gives no tqdm bar, only plain lines (none on a short run)."""
+    (tmp_path / "p.vnnlib").write_text(vnnlib(y_at_least=0.5))
+    (tmp_path / "inst.csv").write_text("abs.onnx,p.vnnlib,30\n" * 3)
+    r = cli("bench", tmp_path / "inst.csv", "--progress", "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "it/s" not in r.stderr and "inst/s" not in r.stderr and "%|" not in r.stderr

@@ -46,7 +46,8 @@ This module reads the file and writes networks out. The lowering itself is,
 from the top down: `graph` (the walk over the nodes and its checks), `ops`
 (one lowering per supported op), `folding` (numpy evaluation of constant
 nodes), `matrices` (the affine maps of convolution, pooling, matmul and batch
-normalisation) and `chain` (the IR layers under construction).
+normalisation) and `chain` (the IR layers under construction). `proto` reads
+the file's messages without importing the `onnx` package's helpers (start-up time).
 """
 
 from __future__ import annotations
@@ -55,12 +56,11 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from ...core.errors import InputError, require_file
 from ...core.network import Affine, MaxGroups, Network, ReLU
 from .graph import GraphLowering, one_line
+from .proto import parse_model, uses_external_data
 
 
 def load_onnx(path) -> Network:
@@ -83,6 +83,9 @@ def save_onnx(network: Network, path) -> None:
     are rounded to float32, so networks loaded from float32 files round-trip
     exactly.
     """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     if not network.layers:
         raise ValueError("cannot export a network with no layers")
     nodes, initializers = [], []
@@ -120,13 +123,16 @@ def save_onnx(network: Network, path) -> None:
 # Reading the file
 
 
-def _read_model(path: Path) -> onnx.ModelProto:
+def _read_model(path: Path):
     require_file(path, "an ONNX file")
     try:
         if path.name.lower().endswith(".gz"):
-            model = onnx.load_model_from_string(gzip.decompress(path.read_bytes()))
+            model = parse_model(gzip.decompress(path.read_bytes()))
         else:
-            model = onnx.load(str(path))
+            model = parse_model(path.read_bytes())
+            if uses_external_data(model):  # onnx.load reads the other files, relative to this one
+                import onnx
+                model = onnx.load(str(path))
     except Exception as e:  # protobuf, gzip and external-data errors have no common base class
         raise InputError(path, f"cannot be parsed as an ONNX model ({one_line(e)})") from None
     # Arbitrary bytes can decode as a protobuf message with nothing in it.

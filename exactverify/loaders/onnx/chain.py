@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...core.network import Affine, MaxGroups, ReLU
 
@@ -74,6 +73,7 @@ class Chain:
         if self.index is None and isinstance(last, Affine) and not np.any(last.bias):
             self.layers[-1] = Affine(last.weight, np.asarray(shift, dtype=np.float64).copy())
         else:
+            import scipy.sparse as sp
             self.affine(sp.identity(self.size, format="csr"), shift)
 
     def relu(self) -> None:
@@ -111,6 +111,7 @@ class Chain:
         if isinstance(last, Affine) and self.index is not None:
             self.layers[-1] = Affine(last.weight[index], last.bias[index])
         else:
+            import scipy.sparse as sp
             n = len(index)
             weight = sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, self.width))
             self.layers.append(Affine(weight, np.zeros(n)))

@@ -8,9 +8,9 @@ tensors: `ops` runs them on a tensor of positions.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from .chain import LoweringError, prod
+from .proto import np_dtype
 
 
 def normalize_axis(a, rank: int) -> int:
@@ -170,7 +170,7 @@ FOLDERS = {
     "Transpose": _fold_transpose, "Slice": _fold_slice, "Gather": _fold_gather, "Expand": _fold_expand,
     "Shape": _fold_shape, "Constant": _fold_constant, "ConstantOfShape": _fold_constant_of_shape,
     "Concat": lambda ins, attrs: [np.concatenate([x for x in ins if x is not None], axis=int(attrs.get("axis", 0)))],
-    "Cast": lambda ins, attrs: [np.asarray(ins[0]).astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))],
+    "Cast": lambda ins, attrs: [np.asarray(ins[0]).astype(np_dtype(attrs["to"]))],
     "Add": _fold_binary(np.add), "Sub": _fold_binary(np.subtract), "Mul": _fold_binary(np.multiply),
     "Div": _fold_div, "MatMul": _fold_binary(np.matmul),
     "Pow": lambda ins, attrs: [np.power(ins[0], ins[1]).astype(np.asarray(ins[0]).dtype)],

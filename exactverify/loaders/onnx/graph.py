@@ -8,14 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from ...core.errors import InputError
 from ...core.network import Network
 from .chain import Chain, LoweringError, prod
 from .folding import FOLDERS
 from .ops import LOWERED_OPS, LOWERINGS
+from .proto import attribute_value, messages, to_array
 
 
 # Attributes we understand for each lowered op. Anything else is refused rather
@@ -36,13 +35,14 @@ _KNOWN_ATTRS = {
 }
 _LEGACY_ATTRS = {"consumed_inputs"}  # an opset-1 memory hint with no effect on the result
 
-_FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+_FLOAT_TYPES = {1, 11, 10, 16}  # TensorProto.FLOAT, DOUBLE, FLOAT16, BFLOAT16
 
 
 class GraphLowering:
     """Lowers one ONNX model into a `Network`; problems are raised as InputError naming `path`."""
 
-    def __init__(self, model: onnx.ModelProto, path: Path):
+    def __init__(self, model, path: Path):
+        """`model`: an onnx ModelProto."""
         self.model = model
         self.graph = model.graph
         self.path = path
@@ -97,7 +97,7 @@ class GraphLowering:
     def _load_initializers(self):
         for init in self.graph.initializer:
             try:
-                self.consts[init.name] = numpy_helper.to_array(init)
+                self.consts[init.name] = to_array(init)
             except Exception as e:
                 self.fail(f"initializer '{init.name}' cannot be read ({one_line(e)})")
         if self.graph.sparse_initializer:
@@ -210,7 +210,7 @@ def _declared_input_shape(value_info) -> tuple:
     tt = value_info.type.tensor_type
     if tt.elem_type not in _FLOAT_TYPES:
         raise LoweringError(f"input '{value_info.name}' has element type "
-                            f"{TensorProto.DataType.Name(tt.elem_type)}; a float tensor is expected")
+                            f"{messages().TensorProto.DataType.Name(tt.elem_type)}; a float tensor is expected")
     if not tt.HasField("shape"):
         raise LoweringError(f"input '{value_info.name}' has no declared shape")
     dims = []
@@ -236,12 +236,13 @@ def _describe(node, with_op: bool = True) -> str:
 
 def _attributes(node) -> dict:
     out = {}
+    tensor_proto = messages().TensorProto
     for a in node.attribute:
-        v = helper.get_attribute_value(a)
+        v = attribute_value(a)
         if isinstance(v, bytes):
             v = v.decode()
-        elif isinstance(v, TensorProto):
-            v = numpy_helper.to_array(v)
+        elif isinstance(v, tensor_proto):
+            v = to_array(v)
         elif isinstance(v, list):
             v = [x.decode() if isinstance(x, bytes) else x for x in v]
         out[a.name] = v

@@ -11,8 +11,8 @@ normalisation as a per-element scale and shift.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ...core.network import issparse
 from .chain import LoweringError, prod
 
 
@@ -43,7 +43,11 @@ def matmul_left(c: np.ndarray, x_shape, require_2d: bool = False):
     if len(x_shape) == 1:
         return block.copy(), c.shape[:-1]
     batch, cols = prod(x_shape[:-2]), x_shape[-1]
-    inner = block if cols == 1 else sp.kron(block, sp.identity(cols), format="csr")
+    if cols == 1:
+        inner = block
+    else:
+        import scipy.sparse as sp
+        inner = sp.kron(block, sp.identity(cols), format="csr")
     out_shape = x_shape[:-2] + c.shape[:-1] + (cols,)
     return _block_diagonal(inner, batch), out_shape
 
@@ -51,7 +55,8 @@ def matmul_left(c: np.ndarray, x_shape, require_2d: bool = False):
 def _block_diagonal(block, copies: int):
     """`copies` copies of `block` on the diagonal; dense when there is just one."""
     if copies == 1:
-        return block.toarray() if sp.issparse(block) else np.ascontiguousarray(block)
+        return block.toarray() if issparse(block) else np.ascontiguousarray(block)
+    import scipy.sparse as sp
     return sp.kron(sp.identity(copies, format="csr"), block, format="csr")
 
 
@@ -101,6 +106,7 @@ def windows(in_hw, kernel, strides, pads, dilations):
 
 def conv_matrix(x_shape, w, b, strides, pads, dilations, group: int):
     """A 2-D convolution over a (1, C, H, W) tensor as a CSR matrix; returns (weight, bias, output shape)."""
+    import scipy.sparse as sp
     n, c_in, h, wd = x_shape
     m, c_group, kh, kw = w.shape
     if n != 1:
@@ -138,6 +144,7 @@ def avgpool_matrix(x_shape, kernel, strides, pads, dilations, count_include_pad:
     Each window's sum is divided by `divisor` when given, else by its size
     (padding included or not, per `count_include_pad`).
     """
+    import scipy.sparse as sp
     n, c, h, w = x_shape
     if n != 1:
         raise LoweringError(f"batch size {n} is not supported (only 1)")

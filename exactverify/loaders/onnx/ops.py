@@ -8,7 +8,6 @@ absent or dynamic), the attributes) and returns the output shape.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .chain import LoweringError, prod
 from .folding import FOLDERS, normalize_axis
@@ -73,6 +72,7 @@ def _make_elementwise(op):
             if np.any(shift != 0.0):  # NaN shifts are kept, so validate() reports them
                 chain.add(shift)
         else:
+            import scipy.sparse as sp
             chain.affine(sp.diags(scale).tocsr(), shift)
         return out_shape
     return lower
@@ -136,6 +136,7 @@ def _lower_conv(chain, k, x_shape, consts, attrs):
 
 
 def _lower_batchnorm(chain, k, x_shape, consts, attrs):
+    import scipy.sparse as sp
     if k != 0:
         raise LoweringError("input-dependent parameters are not supported")
     if attrs.get("training_mode", 0):
