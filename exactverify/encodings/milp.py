@@ -59,6 +59,7 @@ real point and differs from the ReLU by at most min(-l, u).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -66,6 +67,9 @@ from ..bounds.layer_bounds import LayerBounds
 from ..bounds.padding import pad
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from ..core.property import Case, OutputConstraint
+
+if TYPE_CHECKING:  # scipy.sparse is imported where a matrix is built, not on start-up
+    import scipy.sparse as sp
 
 SMALL_ENTRY = 1e-9  # HiGHS' small_matrix_value: entries below it would be dropped silently
 SMALL_BIGM = 1e-6  # an unstable ReLU this close to stable is relaxed instead of branched on
