@@ -137,7 +137,12 @@ def read_ground_truth(path) -> dict:
         missing = {"network", "property", "expected"} - set(reader.fieldnames or [])
         if missing:
             raise InputError(path, f"ground-truth csv lacks column(s) {', '.join(sorted(missing))}")
-        return {(Path(r["network"]).name, Path(r["property"]).name): r["expected"].strip() for r in reader}
+        truth = {}
+        for r in reader:
+            if None in (r["network"], r["property"], r["expected"]):  # a row shorter than the header
+                raise InputError(path, f"line {reader.line_num}: expected network,property,expected")
+            truth[(Path(r["network"]).name, Path(r["property"]).name)] = r["expected"].strip().lower()
+        return truth
 
 
 def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown", pattern=None, limit=None,
