@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-from pathlib import Path
 
 # search.tightening.STAGES, copied because importing that module loads the bounds and solvers
 # (tests/cli/test_cli.py checks that the two agree)
@@ -67,27 +65,10 @@ def count(flag: str):
     return check
 
 
-def output_problem(path, appended: bool = False) -> str | None:
-    """Why `path` cannot be written as an output file (its folder missing or read-only, or it is a folder), or None."""
-    path = Path(path)
-    folder = Path(os.path.abspath(path)).parent  # not resolved: a symlinked output is replaced where it lies
-    if path.is_dir():
-        return "is a directory"
-    if not folder.exists():
-        return f"output directory {folder} does not exist"
-    if not folder.is_dir():
-        return f"{folder} is not a directory"
-    # write_atomic writes a temporary file in the folder and renames it: the folder must be writable
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"output directory {folder} is not writable"
-    if appended and path.exists() and not os.access(path, os.W_OK):
-        return "is not writable"
-    return None
-
-
 def output_file(flag: str, appended: bool = False):
-    """An argparse `type=` for the output option `flag`: a path that can be written (see `output_problem`)."""
+    """An argparse `type=` for the output option `flag`: a path that can be written (see `core.files.output_problem`)."""
     def check(text: str) -> str:
+        from ..core.files import output_problem
         problem = output_problem(text, appended)
         if problem:
             raise _bad_value(flag, text, problem)
@@ -268,8 +249,9 @@ def compile_filter(pattern: str):
 
 
 def check_outputs(*paths) -> None:
-    """InputError unless every given output path can be written (see `output_problem`); None entries are skipped."""
+    """InputError unless every given output path can be written (see `core.files.output_problem`); None entries are skipped."""
     from ..core.errors import InputError
+    from ..core.files import output_problem
     for out in paths:
         problem = out and output_problem(out)
         if problem:

@@ -11,11 +11,31 @@ import numpy as np
 from .errors import InputError
 
 
+def output_problem(path, appended: bool = False) -> str | None:
+    """Why `path` cannot be written as an output file (its folder missing or read-only, or it is a folder), or None."""
+    path = Path(path)
+    folder = Path(os.path.abspath(path)).parent  # not resolved: a symlinked output is replaced where it lies
+    if path.is_dir():
+        return "is a directory"
+    if not folder.exists():
+        return f"output directory {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    # write_atomic writes a temporary file in the folder and renames it: the folder must be writable
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"output directory {folder} is not writable"
+    if appended and path.exists() and not os.access(path, os.W_OK):
+        return "is not writable"
+    return None
+
+
+
 def write_atomic(path, text: str) -> None:
     """Write via a temporary file and rename, so a failed run never leaves a half-written file."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise InputError(path, f"output directory {path.parent} does not exist")
+    problem = output_problem(path)  # the same check the command line makes before any work
+    if problem:
+        raise InputError(path, problem)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
