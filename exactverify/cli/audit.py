@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Audit the claims, print the table, write --json and --markdown; 1 when some claim is WRONG."""
-    from ..core.runtime import Interrupted, ignoring_interrupts
+    from ..core.runtime import Interrupted
     from ..metrics.audit import audit, convert_long, format_markdown, format_table
 
     if args.convert:
@@ -62,12 +62,9 @@ def run(args) -> int:
         report = audit(args.results, root=args.root, timeout=args.timeout, tool=args.tool, year=args.year,
                        workers=options.resolve_workers(args.workers), ground_truth=args.ground_truth,
                        progress=args.progress, only=only, witnesses=args.witnesses)
-    except Interrupted as stop:
-        # the finished claims are kept: written whole, the JSON marked as interrupted
-        if stop.partial is not None and stop.partial.rows and (args.json or args.markdown):
-            with ignoring_interrupts():
-                _write(args, stop.partial, format_markdown, interrupted=True)
-            stop.kept = "finished ones written to " + " and ".join(p for p in (args.json, args.markdown) if p)
+    except Interrupted as stop:  # the finished claims are kept, the JSON marked as interrupted
+        options.keep_finished(stop, (args.json, args.markdown),
+                              lambda partial: _write(args, partial, format_markdown, interrupted=True))
         raise
     print(format_table(report, all_rows=not args.only_problems))
     _write(args, report, format_markdown)

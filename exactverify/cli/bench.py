@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Run the instances, print the summary, write --out (csv) and --json."""
-    from ..core.runtime import Interrupted, ignoring_interrupts
+    from ..core.runtime import Interrupted
     from ..metrics.bench import format_summary, run_instances
 
     if args.filter:
@@ -37,12 +37,8 @@ def run(args) -> int:
                                bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
                                progress=args.progress, workers=options.resolve_workers(args.workers),
                                verify_options={"tightening": options.tightening(args), "solver": args.solver})
-    except Interrupted as stop:
-        # the finished instances are kept: written whole, the JSON marked as interrupted
-        if stop.partial is not None and stop.partial.rows and (args.out or args.json):
-            with ignoring_interrupts():
-                _write(args, stop.partial, interrupted=True)
-            stop.kept = "finished ones written to " + " and ".join(p for p in (args.out, args.json) if p)
+    except Interrupted as stop:  # the finished instances are kept, the JSON marked as interrupted
+        options.keep_finished(stop, (args.out, args.json), lambda partial: _write(args, partial, interrupted=True))
         raise
     print(format_summary(report))
     _write(args, report)

@@ -273,3 +273,14 @@ def load_instance(args):
     prop = load_vnnlib(args.property)
     prop.validate(net)
     return net, prop
+
+
+def keep_finished(stop, outputs, write) -> None:
+    """After an interrupted batch (`stop`, an `Interrupted`): `write(stop.partial)` what had finished to the
+    given outputs, whole (further interrupts ignored meanwhile), and say where in the line printed."""
+    from ..core.runtime import ignoring_interrupts
+    outputs = [p for p in outputs if p]
+    if stop.partial is not None and stop.partial.rows and outputs:
+        with ignoring_interrupts():
+            write(stop.partial)
+        stop.kept = "finished ones written to " + " and ".join(outputs)
