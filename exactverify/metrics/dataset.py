@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.files import json_default
 from ..core.network import Network
 from ..core.runtime import Interrupted, held_interrupts, progress_bar, worker_pool
 from .bastani import bastani_estimate
@@ -152,7 +153,7 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
     def finish(rec):
         records[rec["index"]] = rec
         if fh is not None:
-            line = json.dumps(rec, default=_json_float) + "\n"
+            line = json.dumps(rec, default=json_default) + "\n"
             with held_interrupts():  # a Ctrl-C lands after the line, never inside it
                 fh.write(line)
                 fh.flush()
@@ -182,14 +183,6 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
     points = [records[i] for i in sorted(records)]
     return {"config": config, "points": points, "metrics": dataset_metrics(points, eps_list),
             "summary": summarise(points)}
-
-
-def _json_float(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 def dataset_metrics(points: list, eps_list) -> list:
