@@ -40,6 +40,7 @@ from .relu_split import ReluSplitter, _Frontier, supports
 # neuron side made 26 stable in 0.6 s, 512 made 33 in 2.8 s, 2048 made 35 in 5.5 s; HiGHS MILPs needed
 # ~8 s a neuron side for about the same bounds.
 DOMAINS = 2048
+_MIN_SHARE = 16  # objectives a worker gets at least: fewer are not worth the pickling
 
 
 @dataclass
@@ -54,19 +55,24 @@ class RefineReport:
 
 
 def refine_bounds(net: Network, lb: LayerBounds, deadline: float, domains: int = DOMAINS, batch: int = 1024,
-                  gap: float = 0.02, report: RefineReport | None = None, enough=None) -> LayerBounds:
+                  gap: float = 0.02, report: RefineReport | None = None, enough=None, progress=None,
+                  pool=None, workers: int = 1) -> LayerBounds:
     """`lb` with the bounds of every ReLU's input layer (above the first) refined, bottom up, until
     `deadline` (time.perf_counter()); sound at every point. `net` must be `supports`-ed.
 
     domains: the most domains one objective (one side of one neuron) may bound; enough(lb), if given,
-    is asked after each layer and ends the refinement when it returns True."""
+    is asked after each layer and ends the refinement when it returns True; progress(layer, domains,
+    open objectives), if given, is called every round (in this process only). pool: a process pool
+    (core.runtime.worker_pool) of `workers` processes that share each layer's objectives."""
     if not supports(net):
         raise ValueError("bound refinement needs Affine, ReLU, ..., Affine")
     for k in range(2, len(net.layers) - 1, 2):
         if time.perf_counter() >= deadline:
             break
         t = time.perf_counter()
-        lo, hi, info = refine_layer(net, lb, k, deadline, domains=domains, batch=batch, gap=gap)
+        lo, hi, info = refine_layer(net, lb, k, deadline, domains=domains, batch=batch, gap=gap,
+                                    progress=None if progress is None else (lambda d, o, k=k: progress(k, d, o)),
+                                    pool=pool, workers=workers)
         known_lo = [a.copy() for a in lb.lower]
         known_hi = [a.copy() for a in lb.upper]
         known_lo[k], known_hi[k] = lo, hi
@@ -82,7 +88,7 @@ def refine_bounds(net: Network, lb: LayerBounds, deadline: float, domains: int =
 
 
 def refine_layer(net: Network, lb: LayerBounds, k: int, deadline: float, domains: int = DOMAINS, batch: int = 1024,
-                 gap: float = 0.02):
+                 gap: float = 0.02, progress=None, pool=None, workers: int = 1):
     """Refined (lower, upper) of layer k (an affine layer that feeds a ReLU) and a summary dict."""
     lo, hi = lb.lower[k].copy(), lb.upper[k].copy()
     unstable = np.flatnonzero((lo < 0) & (hi > 0))
@@ -96,7 +102,18 @@ def refine_layer(net: Network, lb: LayerBounds, k: int, deadline: float, domains
     C = np.zeros((2 * m, n_out))
     C[np.arange(m), unstable] = 1.0
     C[m + np.arange(m), unstable] = -1.0
-    bounds, count = _minimise(prefix, plb, C, deadline, domains, batch, gap)
+    if pool is None or workers < 2 or len(C) < 2 * _MIN_SHARE:
+        bounds, count = _minimise(prefix, plb, C, deadline, domains, batch, gap, progress)
+    else:
+        # shuffled shares: the hard objectives (often neighbours in a layer) spread over the workers
+        parts = max(1, min(workers, len(C) // _MIN_SHARE))
+        shares = np.array_split(np.random.default_rng(k).permutation(len(C)), parts)
+        left = deadline - time.perf_counter()  # perf_counter is per process: each worker gets seconds
+        jobs = [(prefix, plb, C[rows], left, domains, batch, gap) for rows in shares]
+        bounds, count = np.empty(len(C)), 0
+        for rows, (b, n) in zip(shares, pool.map(_minimise_job, jobs)):
+            bounds[rows] = b
+            count += n
     info["domains"] = count
     new_lo = np.maximum(lo[unstable], bounds[:m])
     new_hi = np.minimum(hi[unstable], -bounds[m:])
@@ -106,7 +123,7 @@ def refine_layer(net: Network, lb: LayerBounds, k: int, deadline: float, domains
 
 
 def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, domains: int, batch: int,
-              gap: float):
+              gap: float, progress=None):
     """Sound lower bounds on each row of C @ net(x) over lb's box by per-row branch and bound on ReLU
     phases; returns (bounds, domains bounded)."""
     sp = ReluSplitter(net, lb, [], check=None)
@@ -131,6 +148,8 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
         pick = _pick(rows, bound, frontier.view("free"), live, max(1, batch // 2))
         if not pick.any():
             break
+        if progress is not None:
+            progress(count, int(np.sum(live)))
         P = frontier.pop_where(pick)
         take = len(P["row"])
         both = np.arange(2 * take)
@@ -158,6 +177,12 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
     lowest = np.minimum(_lowest(frontier.view("row"), frontier.view("bound"), n), closed)
     # every objective keeps a domain open or closed (its root is one of them); -inf would keep the old bound
     return np.where(np.isfinite(lowest), lowest, -np.inf), count
+
+
+def _minimise_job(job):
+    """`_minimise` in a worker process: the deadline comes as seconds left."""
+    net, lb, C, seconds, domains, batch, gap = job
+    return _minimise(net, lb, C, time.perf_counter() + seconds, domains, batch, gap)
 
 
 def _lowest(rows, bound, n):

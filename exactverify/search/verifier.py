@@ -34,16 +34,17 @@ proof margin (encodings/milp.py).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import numpy as np
 
 from ..core.check import Counterexample, check_point
-from ..core.network import Affine, Network
+from ..core.network import Affine, Network, ReLU
 from ..core.property import Case, Property
 from ..core.result import VerificationResult
-from ..core.runtime import PROGRESS_SECONDS, Ticker
+from ..core.runtime import PROGRESS_SECONDS, Ticker, worker_pool
 from ..encodings.milp import MilpModel, build_milp
 from ..solvers import solve, too_large_for
 from . import relu_split
@@ -89,7 +90,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     process does not decide within a few seconds go on as pieces on that many
     worker processes (parallel.py).
     """
-    if workers and workers > 1:
+    if workers and workers > 1 and not _refines_with_workers(network, prop, solver):
         return verify_parallel(network, prop, timeout, workers, decide=verify, bounds=bounds, solver=solver,
                                attack_time=attack_time, seed=seed, tightening=tightening, progress=progress)
     clock = Clock(timeout)
@@ -98,7 +99,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
         tightening = "interval" if bounds == "interval" else "crown"
     if tightening not in STAGES:
         raise ValueError(f"unknown tightening {tightening!r} (choose from {', '.join(STAGES)})")
-    run = _Run(network, prop, clock, tightening, solver, seed, progress)
+    run = _Run(network, prop, clock, tightening, solver, seed, progress, workers=max(1, workers or 1))
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
     # the search reports at its hooks (boxes, MILPs, ReLU domains); a timer thread fills the gaps
@@ -122,6 +123,26 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     return run.conclude()
 
 
+def bounded_form(network: Network) -> Network:
+    """The network that bounds and encodings work on: `simplified()` (fused affine maps), and where it
+    ends in a ReLU (ERAN's mnist_relu_9_200 does), an identity affine map after it. The function is the
+    same; the form is the Affine, ReLU, ..., Affine chain that ReLU splitting and bound refinement need."""
+    net = network.simplified()
+    if isinstance(net.layers[-1], ReLU):
+        n = net.layers[-1].size
+        net = Network(net.layers + [Affine(np.eye(n), np.zeros(n))], net.input_shape, net.output_shape, net.source,
+                      dict(net.meta))
+    return net
+
+
+def _refines_with_workers(network: Network, prop: Property, solver: str) -> bool:
+    """Where the bound refinement (refine.py) comes before ReLU splitting, `workers` share its neurons
+    inside one run instead of deciding pieces of the property: pieces would each refine the same
+    bounds again (MNIST-FC: 10-40 s a piece)."""
+    return (prop.n_inputs > SPLIT_MAX_INPUTS and solver == "highs" and all(c.input_A is None for c in prop.cases)
+            and relu_split.supports(bounded_form(network)))
+
+
 class _Run:
     """The state of one `verify` call: per (case, disjunct) outcomes, timings and stats.
 
@@ -129,9 +150,9 @@ class _Run:
     and the three public helpers (`solve_disjunct`, `try_points`, `report_progress`) named there.
     """
 
-    def __init__(self, network, prop, clock, tightening, solver, seed, progress=None):
+    def __init__(self, network, prop, clock, tightening, solver, seed, progress=None, workers: int = 1):
         self.network = network  # the original: every re-check runs on it
-        self.net = network.simplified()  # bounds and encodings only
+        self.net = bounded_form(network)  # bounds and encodings only
         self.prop = prop
         self.clock = clock
         self.solver = solver
@@ -151,6 +172,7 @@ class _Run:
         self._progress_lock = threading.Lock()
         self._progress_detail: tuple = (-np.inf, None, None)  # (when, heap size, extra) from the latest hook
         self.walks = 0  # region walks started by input splitting (every third from the box being split)
+        self.workers = workers  # processes for the bound refinement (the rest of the run is this one)
 
     # ------------------------------------------------------------ stages
 
@@ -288,8 +310,11 @@ class _Run:
 
         report = RefineReport()
         try:
-            lb = refine_bounds(self.net, self.case_bounds[ci], min(deadline, self.clock.deadline), report=report,
-                               enough=refute)
+            with worker_pool(self.workers) if self.workers > 1 else contextlib.nullcontext() as pool:
+                lb = refine_bounds(self.net, self.case_bounds[ci], min(deadline, self.clock.deadline), report=report,
+                                   enough=refute, pool=pool, workers=self.workers,
+                                   progress=lambda k, domains, live: self.report_progress(
+                                       extra=f"refining layer {k}: {domains} domains, {live} neuron sides open"))
         finally:
             self.timings["refine"] = self.timings.get("refine", 0.0) + time.perf_counter() - t
             self.stats["refine_domains"] = (self.stats.get("refine_domains", 0)

@@ -14,7 +14,7 @@ from exactverify.core.network import Network
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.search import refine as refine_module
 from exactverify.search.refine import RefineReport, refine_bounds
-from exactverify.search.verifier import verify
+from exactverify.search.verifier import bounded_form, verify
 from exactverify.testing import VERDICT_TIMEOUT, linear_regions, min_violation, random_network
 
 FAR = 1e9  # a deadline the refinement never reaches: its domain budget ends it
@@ -88,12 +88,12 @@ def test_refinement_tightens_and_a_bound_shrunk_by_one_percent_is_caught():
 
 
 @functools.lru_cache(maxsize=None)  # the oracle's regions cost seconds; both end-to-end tests share them
-def _wide_instance(seed):
+def _wide_instance(seed, output_relu=False):
     """Enough inputs (18) that `verify` takes the ReLU-splitting path with refinement, few enough
     neurons that the oracle enumerates the regions; disjuncts with margins set by the oracle."""
     rng = np.random.default_rng(700 + seed)
     n_in, n_out = 18, 3
-    net = random_network([n_in, 6, 6, 6, n_out], seed=seed)
+    net = random_network([n_in, 6, 6, 6, n_out], seed=seed, output_relu=output_relu)
     x0 = rng.uniform(-1, 1, n_in)
     case = Case(x0 - 0.25, x0 + 0.25, [])
     regions = linear_regions(net, case)
@@ -109,10 +109,10 @@ def _wide_instance(seed):
     return net, Property(n_in, n_out, [case]), margins
 
 
-def _check_verdicts(seeds):
+def _check_verdicts(seeds, output_relu=False):
     wrong, refined = [], 0
     for seed in seeds:
-        net, prop, margins = _wide_instance(seed)
+        net, prop, margins = _wide_instance(seed, output_relu)
         res = verify(net, prop, timeout=VERDICT_TIMEOUT, attack_time=0.0)
         refined += res.stats.get("refine_domains", 0) > 0
         if res.status == "unsat" and min(margins) <= 0:
@@ -130,6 +130,18 @@ def test_verify_through_refinement_agrees_with_the_oracle():
     assert refined >= 3  # the refinement path really ran
 
 
+def test_a_network_ending_in_a_relu_is_refined_and_split_too():
+    """ERAN's mnist_relu_9_200 ends in a ReLU: the verifier bounds it with an identity map appended
+    (bounded_form), so refinement and ReLU splitting apply, and the verdicts still agree with the oracle."""
+    net, _, _ = _wide_instance(0, True)
+    form = bounded_form(net)
+    xs = np.random.default_rng(0).uniform(-1, 1, (100, net.input_size))
+    assert np.array_equal(form.forward(xs), net.forward(xs))
+    wrong, refined = _check_verdicts(range(6), output_relu=True)
+    assert wrong == []
+    assert refined >= 2
+
+
 def test_an_unsound_refinement_is_caught_end_to_end(monkeypatch):
     """A refinement that moves every bound 40% of its width inward gives wrong verdicts the oracle sees."""
     real = refine_module.refine_layer
@@ -142,3 +154,38 @@ def test_an_unsound_refinement_is_caught_end_to_end(monkeypatch):
     monkeypatch.setattr(refine_module, "refine_layer", broken)
     wrong, _ = _check_verdicts(range(10))
     assert wrong
+
+
+def test_refinement_shared_among_worker_processes_is_sound_and_tightens():
+    """The same layer's objectives shared out to two processes: every sampled point stays inside the
+    refined bounds, which are tighter than CROWN's, as in one process."""
+    from exactverify.core.runtime import worker_pool
+
+    rng = np.random.default_rng(5)
+    net = random_network([6, 24, 24, 24, 3], seed=5)
+    lo, hi = -0.5 * np.ones(6), 0.5 * np.ones(6)
+    root = crown_bounds(net, lo, hi, alpha="optimized")
+    with worker_pool(2) as pool:
+        lb = refine_bounds(net, root, time.perf_counter() + FAR, domains=64, pool=pool, workers=2)
+    alone = refine_bounds(net, root, time.perf_counter() + FAR, domains=64)
+    xs = lo + rng.random((20000, 6)) * (hi - lo)
+    h = xs
+    for k, layer in enumerate(net.layers):
+        h = layer.apply(h)
+        assert np.all(h >= lb.lower[k] - 1e-12) and np.all(h <= lb.upper[k] + 1e-12), k
+    width = lambda b: sum(float(np.sum(b.upper[k] - b.lower[k])) for k in range(2, len(net.layers) - 1, 2))
+    assert width(lb) < width(root)
+    assert width(lb) == pytest.approx(width(alone), rel=0.05)
+
+
+def test_verify_with_workers_refines_in_one_run_and_agrees():
+    """With several workers, a high-dimensional Affine/ReLU instance stays one run whose refinement
+    uses the workers (no pieces that would each refine the same bounds again)."""
+    found = []
+    for seed in range(10):
+        net, prop, margins = _wide_instance(seed)
+        one = verify(net, prop, timeout=VERDICT_TIMEOUT, attack_time=0.0)
+        two = verify(net, prop, timeout=VERDICT_TIMEOUT, attack_time=0.0, workers=2)
+        assert two.status == one.status
+        found.append(two.stats.get("refine_domains", 0) > 0)
+    assert sum(found) >= 3
