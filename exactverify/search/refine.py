@@ -66,11 +66,15 @@ def refine_bounds(net: Network, lb: LayerBounds, deadline: float, domains: int =
     (core.runtime.worker_pool) of `workers` processes that share each layer's objectives."""
     if not supports(net):
         raise ValueError("bound refinement needs Affine, ReLU, ..., Affine")
-    for k in range(2, len(net.layers) - 1, 2):
-        if time.perf_counter() >= deadline:
-            break
+    layers = list(range(2, len(net.layers) - 1, 2))
+    for i, k in enumerate(layers):
         t = time.perf_counter()
-        lo, hi, info = refine_layer(net, lb, k, deadline, domains=domains, batch=batch, gap=gap,
+        if t >= deadline:
+            break
+        # a layer may take twice its even share of the time left, so that a deep network's upper
+        # layers (whose bounds decide the outputs) are reached
+        layer_deadline = t + min(1.0, 2.0 / (len(layers) - i)) * (deadline - t)
+        lo, hi, info = refine_layer(net, lb, k, layer_deadline, domains=domains, batch=batch, gap=gap,
                                     progress=None if progress is None else (lambda d, o, k=k: progress(k, d, o)),
                                     pool=pool, workers=workers)
         known_lo = [a.copy() for a in lb.lower]
