@@ -14,6 +14,7 @@ from exactverify.core.network import Network
 from exactverify.core.property import Case, OutputConstraint, Property
 from exactverify.search import refine as refine_module
 from exactverify.search.refine import RefineReport, refine_bounds
+from exactverify.search import verifier
 from exactverify.search.verifier import bounded_form, verify
 from exactverify.testing import VERDICT_TIMEOUT, linear_regions, min_violation, random_network
 
@@ -124,13 +125,25 @@ def _check_verdicts(seeds, output_relu=False):
     return wrong, refined
 
 
-def test_verify_through_refinement_agrees_with_the_oracle():
+@pytest.fixture
+def refine_first(monkeypatch):
+    """No short split on the root bounds before the refinement: on these small networks it would
+    decide most instances, and the refinement path would go untested."""
+    monkeypatch.setattr(verifier, "_PROBE_SECONDS", 0.0)
+
+
+def test_verify_through_refinement_agrees_with_the_oracle(refine_first):
     wrong, refined = _check_verdicts(range(10))
     assert wrong == []
     assert refined >= 3  # the refinement path really ran
 
 
-def test_a_network_ending_in_a_relu_is_refined_and_split_too():
+def test_verify_with_the_short_split_first_agrees_with_the_oracle():
+    wrong, _ = _check_verdicts(range(10))
+    assert wrong == []
+
+
+def test_a_network_ending_in_a_relu_is_refined_and_split_too(refine_first):
     """ERAN's mnist_relu_9_200 ends in a ReLU: the verifier bounds it with an identity map appended
     (bounded_form), so refinement and ReLU splitting apply, and the verdicts still agree with the oracle."""
     net, _, _ = _wide_instance(0, True)
@@ -142,7 +155,7 @@ def test_a_network_ending_in_a_relu_is_refined_and_split_too():
     assert refined >= 2
 
 
-def test_an_unsound_refinement_is_caught_end_to_end(monkeypatch):
+def test_an_unsound_refinement_is_caught_end_to_end(monkeypatch, refine_first):
     """A refinement that moves every bound 40% of its width inward gives wrong verdicts the oracle sees."""
     real = refine_module.refine_layer
 
@@ -178,7 +191,7 @@ def test_refinement_shared_among_worker_processes_is_sound_and_tightens():
     assert width(lb) == pytest.approx(width(alone), rel=0.05)
 
 
-def test_verify_with_workers_refines_in_one_run_and_agrees():
+def test_verify_with_workers_refines_in_one_run_and_agrees(refine_first):
     """With several workers, a high-dimensional Affine/ReLU instance stays one run whose refinement
     uses the workers (no pieces that would each refine the same bounds again)."""
     found = []
