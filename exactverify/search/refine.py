@@ -34,7 +34,7 @@ import numpy as np
 from ..bounds.crown import crown_bounds
 from ..bounds.layer_bounds import LayerBounds
 from ..core.network import Network
-from .relu_split import ReluSplitter, _Frontier, supports
+from .relu_split import ReluSplitter, Frontier, supports
 
 # Domains per objective. MNIST-FC 256x4 prop_14_0.05, first refined layer (93 unstable neurons): 64 a
 # neuron side made 26 stable in 0.6 s, 512 made 33 in 2.8 s, 2048 made 35 in 5.5 s; HiGHS MILPs needed
@@ -141,9 +141,9 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
     scale = np.maximum(np.abs(primal), 1.0)
     closed = np.full(n, np.inf)  # the lowest bound among an objective's domains that were dropped as > 0
     spent = np.ones(n)
-    frontier = _Frontier(nu)
+    frontier = Frontier(nu)
     frontier.push(row=np.arange(n), splits=zeros, alpha=alpha, beta=beta, bound=best,
-                  branch=sp._choose(sp._branch_scores(saved, zeros)), depth=np.zeros(n),
+                  branch=sp.branches(saved, zeros), depth=np.zeros(n),
                   free=np.full(n, nu))
     while frontier.size and time.perf_counter() < deadline:
         rows, bound = frontier.view("row"), frontier.view("bound")
@@ -175,7 +175,7 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
         keep = ~done
         if np.any(keep):
             frontier.push(row=row[keep], splits=splits[keep], alpha=a[keep], beta=b[keep], bound=value[keep],
-                          branch=sp._choose(sp._branch_scores(saved, splits)[keep]),
+                          branch=sp.branches(saved, splits)[keep],
                           depth=np.repeat(P["depth"], 2)[keep] + 1,
                           free=np.count_nonzero(splits[keep] == 0, axis=1))
     lowest = np.minimum(_lowest(frontier.view("row"), frontier.view("bound"), n), closed)

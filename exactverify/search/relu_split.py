@@ -243,6 +243,10 @@ class ReluSplitter:
         # this way, over 18k the other way)
         return value, best_alpha, best_beta, lam_x, steer
 
+    def branches(self, saved, splits) -> np.ndarray:
+        """Each item's neuron to split next, from its last pass (`saved`) and its splits."""
+        return self._choose(self._branch_scores(saved, splits))
+
     def _choose(self, scores):
         """Each item's neuron to split: the best-scoring one (-1 scores mark split neurons; an item
         with none left gets 0, and is a leaf by its count of free neurons)."""
@@ -300,7 +304,7 @@ class ReluSplitter:
                 keep.append(rows[np.argmax(best[rows])])
         keep = np.array(keep, dtype=np.int64)
         self.C, self.dc, self.owner = C, dc, owner  # an item's row: an index into these
-        frontier = _Frontier(nu)
+        frontier = Frontier(nu)
         frontier.push(row=keep, splits=zeros[keep], alpha=alpha[keep], beta=beta[keep], bound=best[keep],
                       branch=self._choose(self._branch_scores(saved, zeros)[keep]), depth=np.zeros(len(keep)),
                       free=np.full(len(keep), nu))
@@ -393,7 +397,7 @@ class ReluSplitter:
         return None
 
 
-class _Frontier:
+class Frontier:
     """The open domains, as growable arrays: push appends, pops swap the tail into the holes,
     so neither copies the whole frontier (it can hold 10^5 domains of 10^3 neurons)."""
 

@@ -163,9 +163,9 @@ def test_domain_bounds_hold_at_every_sampled_point_of_the_domain():
 
 
 def test_frontier_pops_each_domain_once_lowest_first():
-    from exactverify.search.relu_split import _Frontier
+    from exactverify.search.relu_split import Frontier
     rng = np.random.default_rng(0)
-    f = _Frontier(3)
+    f = Frontier(3)
     seen, pushed = [], 0
     for step in range(40):
         n = int(rng.integers(0, 30))
