@@ -411,9 +411,11 @@ class Frontier:
         self.bytes_per_item = width * 5 + 48
 
     def view(self, key):
+        """The open domains' field `key` (a view: valid until the next push or pop)."""
         return self.data[key][:self.size]
 
     def push(self, **items):
+        """Append domains: one array per field, all of the same length."""
         n = len(items["row"])
         if self.size + n > self.capacity:
             self.capacity = max(2 * self.capacity, self.size + n, 64)
@@ -426,12 +428,14 @@ class Frontier:
         self.size += n
 
     def pop_lowest(self, take: int) -> dict:
+        """Remove and return the `take` domains with the lowest bounds."""
         take = min(take, self.size)
         bound = self.view("bound")
         idx = np.argpartition(bound, take - 1)[:take] if take < self.size else np.arange(self.size)
         return self._pop(idx)
 
     def pop_where(self, mask: np.ndarray) -> dict:
+        """Remove and return the domains where `mask` is True."""
         return self._pop(np.flatnonzero(mask))
 
     def _pop(self, idx: np.ndarray) -> dict:
