@@ -19,8 +19,13 @@ def load_network(path_or_module, input_shape=None) -> Network:
 
 
 def load_vnnlib(path, n_inputs=None, n_outputs=None) -> Property:
-    """Parse a VNN-LIB property file into its normal form (a disjunction of cases)."""
+    """Parse a VNN-LIB property file into its normal form (a disjunction of cases).
+
+    n_inputs, n_outputs: the sizes the property must declare; n_inputs may also be the network the
+    property is for (`load_vnnlib("prop.vnnlib", net)`), which gives both."""
     from .loaders.vnnlib import load_vnnlib as _load
+    if hasattr(n_inputs, "input_size") and hasattr(n_inputs, "output_size"):
+        n_inputs, n_outputs = n_inputs.input_size, n_inputs.output_size
     return _load(path, n_inputs=n_inputs, n_outputs=n_outputs)
 
 

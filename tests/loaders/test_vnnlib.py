@@ -665,3 +665,19 @@ def test_mutated_files_give_a_property_or_an_input_error():
             assert str(e).startswith("fuzz.vnnlib: ")
             outcomes["error"] += 1
     assert outcomes["ok"] > 10 and outcomes["error"] > 10, outcomes
+
+
+def test_api_load_vnnlib_takes_the_network_for_its_sizes(tmp_path):
+    """`exactverify.load_vnnlib(path, net)` checks the property against the network's sizes, and a
+    mismatch is one short line naming the sizes (not the network's weights)."""
+    from exactverify import api
+    from exactverify.testing import random_network
+
+    path = tmp_path / "p.vnnlib"
+    path.write_text("(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+                    "(declare-const Y_1 Real)\n(assert (>= X_0 0))\n(assert (<= X_0 1))\n"
+                    "(assert (>= X_1 0))\n(assert (<= X_1 1))\n(assert (>= Y_0 Y_1))\n")
+    assert api.load_vnnlib(path, random_network([2, 3, 2])).n_inputs == 2
+    with pytest.raises(InputError) as err:
+        api.load_vnnlib(path, random_network([3, 3, 2]))
+    assert "3" in str(err.value) and len(str(err.value)) < 300
