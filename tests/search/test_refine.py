@@ -202,3 +202,22 @@ def test_verify_with_workers_refines_in_one_run_and_agrees(refine_first):
         assert two.status == one.status
         found.append(two.stats.get("refine_domains", 0) > 0)
     assert sum(found) >= 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_refined_bounds_of_deeper_wider_networks_contain_sampled_points(seed):
+    """Beyond the oracle's reach (6 hidden layers of 20, an output ReLU as in ERAN's network, bounded
+    through bounded_form): every sampled point's every layer stays inside the refined bounds."""
+    rng = np.random.default_rng(40 + seed)
+    net = random_network([10] + [20] * 6 + [4], seed=seed, output_relu=True)
+    form = bounded_form(net)
+    x0 = rng.uniform(-1, 1, 10)
+    lo, hi = x0 - 0.3, x0 + 0.3
+    root = crown_bounds(form, lo, hi, alpha="optimized")
+    lb = refine_bounds(form, root, time.perf_counter() + FAR, domains=128)
+    corners = np.where(rng.random((2000, 10)) < 0.5, lo, hi)
+    h = np.vstack([lo + rng.random((20000, 10)) * (hi - lo), corners])
+    for k, layer in enumerate(form.layers):
+        h = layer.apply(h)
+        assert np.all(h >= lb.lower[k] - 1e-12) and np.all(h <= lb.upper[k] + 1e-12), k
+    assert sum(lb.unstable_counts(form)) <= sum(root.unstable_counts(form))
