@@ -36,19 +36,28 @@ def _bad_value(flag: str, text: str, problem: str):
     return InputError(None, f"{flag} {text}: {problem}")
 
 
-def positive_number(flag: str):
-    """An argparse `type=` for `flag`: a finite float > 0 (nan, inf, 0 and below are refused)."""
+def _number(flag: str, ok, problem: str, name: str):
     def check(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
         # nan compares false with everything: a nan timeout would remove the time limit
-        if not (math.isfinite(value) and value > 0):
-            raise _bad_value(flag, text, "must be a finite number > 0")
+        if not (math.isfinite(value) and ok(value)):
+            raise _bad_value(flag, text, problem)
         return value
-    check.__name__ = "positive number"
+    check.__name__ = name
     return check
+
+
+def finite_number(flag: str):
+    """An argparse `type=` for `flag`: a finite float (nan and inf are refused)."""
+    return _number(flag, lambda v: True, "must be a finite number", "finite number")
+
+
+def positive_number(flag: str):
+    """An argparse `type=` for `flag`: a finite float > 0 (nan, inf, 0 and below are refused)."""
+    return _number(flag, lambda v: v > 0, "must be a finite number > 0", "positive number")
 
 
 def count(flag: str):
@@ -150,7 +159,7 @@ def add_norm(p, choices: tuple, default: str) -> None:
 
 def add_domain(p) -> None:
     """`--domain LO HI`: the box every input lives in."""
-    p.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
+    p.add_argument("--domain", type=finite_number("--domain"), nargs=2, metavar=("LO", "HI"),
                    help="the input domain: every input value lies in [LO, HI] and every ball is clipped to it "
                         "(e.g. 0 1 for pixels)")
 

@@ -154,6 +154,18 @@ def test_bad_values_are_refused_with_the_same_message_on_every_command(tmp_path,
     assert not list(tmp_path.iterdir())
 
 
+def test_a_domain_that_is_not_finite_is_refused_before_any_work(tmp_path, capsys):
+    commands = [name for name, p in _commands().items()
+                if any("--domain" in a.option_strings for a in p._actions)]
+    assert commands
+    for command in commands:
+        for lo, hi, bad in (("nan", "1", "nan"), ("0", "inf", "inf")):
+            rc, out, err = _run(capsys, command, "--domain", lo, hi, tmp=tmp_path)
+            line = assert_refused(rc, out, err)
+            assert line == f"exactverify: error: --domain {bad}: must be a finite number", (command, line)
+    assert not list(tmp_path.iterdir())
+
+
 def test_shared_options_have_the_same_check_and_help_everywhere():
     """One definition per option: the same `type=` check on every command, and the same help text."""
     for flag in ("--timeout", "--eps", "--scale", "--workers", "--limit"):
