@@ -47,8 +47,9 @@ Answers: `robust` when some candidate set is proven stable (the verifier says
 unsat: bounds or an infeasible MILP; for L2 every pair's cut MILP infeasible); `not_robust` when every candidate set has
 a re-checked counterexample (one per candidate, each a point of B where some
 j outside S_k reaches some i inside, in float64 and float32); `unknown`
-otherwise (a timeout, a solver answer that could not be trusted, or near-ties
-at the centre that make the top-k sets ambiguous).
+otherwise (a timeout, or a solver answer that could not be trusted). The
+candidate sets are the top-k classes at the centre; exact ties there are not
+detected (the sort picks one of the tied sets).
 """
 
 from __future__ import annotations
