@@ -25,6 +25,12 @@ class LayerBounds:
             return self.input_lower, self.input_upper
         return self.lower[layer_index - 1], self.upper[layer_index - 1]
 
+    def with_layer(self, k: int, lower, upper) -> "LayerBounds":
+        """A copy with layer k's bounds replaced by (lower, upper); the other layers' arrays copied too."""
+        lo, hi = [a.copy() for a in self.lower], [a.copy() for a in self.upper]
+        lo[k], hi[k] = lower, upper
+        return LayerBounds(self.input_lower, self.input_upper, lo, hi, self.method)
+
     def unstable_counts(self, network: Network) -> list:
         """Per ReLU layer: how many neurons have lower < 0 < upper."""
         counts = []

@@ -34,7 +34,7 @@ import numpy as np
 from ..bounds.crown import crown_bounds
 from ..bounds.layer_bounds import LayerBounds
 from ..core.network import Network
-from .relu_split import ReluSplitter, Frontier, supports
+from .relu_split import Frontier, ReluSplitter, children, supports
 
 # Domains per objective. MNIST-FC 256x4 prop_14_0.05, first refined layer (93 unstable neurons): 64 a
 # neuron side made 26 stable in 0.6 s, 512 made 33 in 2.8 s, 2048 made 35 in 5.5 s; HiGHS MILPs needed
@@ -77,12 +77,8 @@ def refine_bounds(net: Network, lb: LayerBounds, deadline: float, domains: int =
         lo, hi, info = refine_layer(net, lb, k, layer_deadline, domains=domains, batch=batch, gap=gap,
                                     progress=None if progress is None else (lambda d, o, k=k: progress(k, d, o)),
                                     pool=pool, workers=workers)
-        known_lo = [a.copy() for a in lb.lower]
-        known_hi = [a.copy() for a in lb.upper]
-        known_lo[k], known_hi[k] = lo, hi
-        known_lo[k + 1], known_hi[k + 1] = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-        lb = crown_bounds(net, lb.input_lower, lb.input_upper, alpha="optimized",
-                          known=LayerBounds(lb.input_lower, lb.input_upper, known_lo, known_hi))
+        # (the ReLU after layer k needs nothing: CROWN takes its bounds as the image of layer k's)
+        lb = crown_bounds(net, lb.input_lower, lb.input_upper, alpha="optimized", known=lb.with_layer(k, lo, hi))
         if report is not None:
             info.update(layer=k, seconds=round(time.perf_counter() - t, 3), unstable_after=lb.unstable_counts(net))
             report.layers.append(info)
@@ -147,7 +143,7 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
                   free=np.full(n, nu))
     while frontier.size and time.perf_counter() < deadline:
         rows, bound = frontier.view("row"), frontier.view("bound")
-        current = np.minimum(_lowest(rows, bound, n), closed)
+        current = np.minimum(_min_by_row(bound, rows, n), closed)
         live = (current <= 0) & (primal - current > gap * scale) & (spent < domains)
         pick = _pick(rows, bound, frontier.view("free"), live, max(1, batch // 2))
         if not pick.any():
@@ -155,20 +151,12 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
         if progress is not None:
             progress(count, int(np.sum(live)))
         P = frontier.pop_where(pick)
-        take = len(P["row"])
-        both = np.arange(2 * take)
-        br = np.repeat(P["branch"], 2)
-        splits = np.repeat(P["splits"], 2, axis=0)
-        splits[both, br] = np.tile(np.array([1, -1], dtype=np.int8), take)
-        a = np.repeat(P["alpha"], 2, axis=0)
-        b = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
-        b[both, br] = 0.0
-        row = np.repeat(P["row"], 2)
+        row, splits, a, b, depth = children(P)
         value, a, b, lam_x, saved = sp.bound(C[row], dc[row], splits, a, b, sp.iterations,
                                              floor=np.repeat(P["bound"], 2))
-        count += 2 * take
+        count += len(row)
         np.add.at(spent, row, 2)
-        primal = np.minimum(primal, _objective_min(_corner_values(sp, C, row, lam_x), row, n))
+        primal = np.minimum(primal, _min_by_row(_corner_values(sp, C, row, lam_x), row, n))
         done = value > 0
         if np.any(done):
             np.minimum.at(closed, row[done], 0.0)
@@ -176,9 +164,9 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
         if np.any(keep):
             frontier.push(row=row[keep], splits=splits[keep], alpha=a[keep], beta=b[keep], bound=value[keep],
                           branch=sp.branches(saved, splits)[keep],
-                          depth=np.repeat(P["depth"], 2)[keep] + 1,
+                          depth=depth[keep],
                           free=np.count_nonzero(splits[keep] == 0, axis=1))
-    lowest = np.minimum(_lowest(frontier.view("row"), frontier.view("bound"), n), closed)
+    lowest = np.minimum(_min_by_row(frontier.view("bound"), frontier.view("row"), n), closed)
     # every objective keeps a domain open or closed (its root is one of them); -inf would keep the old bound
     return np.where(np.isfinite(lowest), lowest, -np.inf), count
 
@@ -189,13 +177,8 @@ def _minimise_job(job):
     return _minimise(net, lb, C, time.perf_counter() + seconds, domains, batch, gap)
 
 
-def _lowest(rows, bound, n):
-    out = np.full(n, np.inf)
-    np.minimum.at(out, rows, bound)
-    return out
-
-
-def _objective_min(values, rows, n):
+def _min_by_row(values, rows, n):
+    """Per objective 0..n-1, the least of the values whose row is it (inf where none)."""
     out = np.full(n, np.inf)
     np.minimum.at(out, rows, values)
     return out
@@ -203,8 +186,7 @@ def _objective_min(values, rows, n):
 
 def _corner_values(sp: ReluSplitter, C, rows, lam_x):
     """c.net(x) at each domain's minimising box corner: a concrete value, so an upper bound on the minimum."""
-    xs = np.where(lam_x >= 0, sp.in_lo, sp.in_hi)
-    ys = sp.net.forward(xs)
+    ys = sp.net.forward(sp.corners(lam_x))
     return np.einsum("ij,ij->i", ys, C[rows])
 
 

@@ -306,7 +306,7 @@ class ReluSplitter:
         self.C, self.dc, self.owner = C, dc, owner  # an item's row: an index into these
         frontier = Frontier(nu)
         frontier.push(row=keep, splits=zeros[keep], alpha=alpha[keep], beta=beta[keep], bound=best[keep],
-                      branch=self._choose(self._branch_scores(saved, zeros)[keep]), depth=np.zeros(len(keep)),
+                      branch=self.branches(saved, zeros)[keep], depth=np.zeros(len(keep)),
                       free=np.full(len(keep), nu))
         max_items = max(1000, int(self.memory / (frontier.bytes_per_item + 1)))
         stuck = set()  # disjuncts with a domain the leaf decider could not refute
@@ -342,14 +342,7 @@ class ReluSplitter:
         """Pop the domains with the lowest bounds, bound both children of each, push the open ones."""
         P = frontier.pop_lowest(max(1, self.batch // 2))
         take = len(P["row"])
-        both = np.arange(2 * take)
-        br = np.repeat(P["branch"], 2)
-        splits = np.repeat(P["splits"], 2, axis=0)
-        splits[both, br] = np.tile(np.array([1, -1], dtype=np.int8), take)  # active, then inactive
-        alpha = np.repeat(P["alpha"], 2, axis=0)
-        beta = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
-        beta[both, br] = 0.0
-        row, depth = np.repeat(P["row"], 2), np.repeat(P["depth"], 2) + 1
+        row, splits, alpha, beta, depth = children(P)
         C, dc = self.C[row], self.dc[row]
         best, alpha, beta, lam_x, saved = self.bound(C, dc, splits, alpha, beta, self.iterations,
                                                      floor=np.repeat(P["bound"], 2))
@@ -361,7 +354,7 @@ class ReluSplitter:
         live = best <= 0
         if np.any(live):
             frontier.push(row=row[live], splits=splits[live], alpha=alpha[live], beta=beta[live], bound=best[live],
-                          branch=self._choose(self._branch_scores(saved, splits)[live]), depth=depth[live],
+                          branch=self.branches(saved, splits)[live], depth=depth[live],
                           free=np.count_nonzero(splits[live] == 0, axis=1))
         return None
 
@@ -378,12 +371,16 @@ class ReluSplitter:
             out.upper[2 * r + 1][off] = 0.0
         return out
 
+    def corners(self, lam_x):
+        """The box corner that minimises each item's last linear bound lam_x . x."""
+        return np.where(lam_x >= 0, self.in_lo, self.in_hi)
+
     def _try_points(self, C, dc, owners, lam_x, best):
         """Re-check the box corners that minimise each open item's last linear bound."""
         live = np.flatnonzero(best <= 0)
         if not len(live):
             return None
-        xs = np.where(lam_x[live] >= 0, self.in_lo, self.in_hi)
+        xs = self.corners(lam_x[live])
         ys = self.net.forward(xs)
         self.stats.points_checked += len(live)
         values = np.einsum("ij,ij->i", ys, C[live]) + dc[live]  # the item's row c.y - d at its corner
@@ -395,6 +392,20 @@ class ReluSplitter:
             if ce is not None:
                 return ce
         return None
+
+
+def children(P: dict):
+    """Both children of each popped domain of P (a Frontier pop), the active one first: (row, splits,
+    alpha, beta, depth), the new split's multiplier starting at 0."""
+    take = len(P["row"])
+    both = np.arange(2 * take)
+    br = np.repeat(P["branch"], 2)
+    splits = np.repeat(P["splits"], 2, axis=0)
+    splits[both, br] = np.tile(np.array([1, -1], dtype=np.int8), take)  # active, then inactive
+    alpha = np.repeat(P["alpha"], 2, axis=0)
+    beta = np.repeat(P["beta"], 2, axis=0).astype(np.float64)
+    beta[both, br] = 0.0
+    return np.repeat(P["row"], 2), splits, alpha, beta, np.repeat(P["depth"], 2) + 1
 
 
 class Frontier:

@@ -109,13 +109,9 @@ def _solver_tighten(net: Network, lb: LayerBounds, lower, upper, integer: bool, 
             break
         new_lo, new_hi, n = _tighten_layer(net, lb, k, unstable, lower, upper, integer, deadline, neuron_seconds)
         solves += n
-        known_lower = [a.copy() for a in lb.lower]
-        known_upper = [a.copy() for a in lb.upper]
-        known_lower[k] = np.maximum(lo, new_lo)
-        known_upper[k] = np.minimum(hi, new_hi)
         # CROWN again with the tightened layer fixed: later layers' relaxations get tighter too
         lb = crown_bounds(net, lower, upper, alpha="adaptive",
-                          known=LayerBounds(lb.input_lower, lb.input_upper, known_lower, known_upper))
+                          known=lb.with_layer(k, np.maximum(lo, new_lo), np.minimum(hi, new_hi)))
     return lb, solves
 
 

@@ -93,7 +93,10 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
     splitting (high-dimensional input, Affine/ReLU chain, HiGHS), the workers
     share the refinement's neurons inside one run instead.
     """
-    if workers and workers > 1 and not _refines_with_workers(network, prop, solver):
+    net = bounded_form(network)
+    if workers and workers > 1 and not all(_splits_relus(net, prop, solver, case) for case in prop.cases):
+        # (where ReLU splitting applies, the refinement before it uses the workers inside one run:
+        # pieces would each refine the same bounds again, 10-40 s a piece on MNIST-FC)
         return verify_parallel(network, prop, timeout, workers, decide=verify, bounds=bounds, solver=solver,
                                attack_time=attack_time, seed=seed, tightening=tightening, progress=progress)
     clock = Clock(timeout)
@@ -102,7 +105,7 @@ def verify(network: Network, prop: Property, timeout: float = 60.0, bounds: str 
         tightening = "interval" if bounds == "interval" else "crown"
     if tightening not in STAGES:
         raise ValueError(f"unknown tightening {tightening!r} (choose from {', '.join(STAGES)})")
-    run = _Run(network, prop, clock, tightening, solver, seed, progress, workers=max(1, workers or 1))
+    run = _Run(network, net, prop, clock, tightening, solver, seed, progress, workers=max(1, workers or 1))
     if attack_time is None:
         attack_time = min(2.0, 0.05 * timeout)
     # the search reports at its hooks (boxes, MILPs, ReLU domains); a timer thread fills the gaps
@@ -138,12 +141,12 @@ def bounded_form(network: Network) -> Network:
     return net
 
 
-def _refines_with_workers(network: Network, prop: Property, solver: str) -> bool:
-    """Where the bound refinement (refine.py) comes before ReLU splitting, `workers` share its neurons
-    inside one run instead of deciding pieces of the property: pieces would each refine the same
-    bounds again (MNIST-FC: 10-40 s a piece)."""
-    return (prop.n_inputs > SPLIT_MAX_INPUTS and solver == "highs" and all(c.input_A is None for c in prop.cases)
-            and relu_split.supports(bounded_form(network)))
+def _splits_relus(net: Network, prop: Property, solver: str, case: Case) -> bool:
+    """Whether a case goes to ReLU splitting (after the bound refinement) rather than input splitting
+    or a whole-box MILP, once it has enough unstable ReLUs: high-dimensional input, no input
+    constraints, an Affine/ReLU chain (`net` in bounded form), HiGHS."""
+    return (prop.n_inputs > SPLIT_MAX_INPUTS and solver == "highs" and case.input_A is None
+            and relu_split.supports(net))
 
 
 class _Run:
@@ -153,9 +156,9 @@ class _Run:
     and the three public helpers (`solve_disjunct`, `try_points`, `report_progress`) named there.
     """
 
-    def __init__(self, network, prop, clock, tightening, solver, seed, progress=None, workers: int = 1):
+    def __init__(self, network, net, prop, clock, tightening, solver, seed, progress=None, workers: int = 1):
         self.network = network  # the original: every re-check runs on it
-        self.net = bounded_form(network)  # bounds and encodings only
+        self.net = net  # its bounded_form: bounds and encodings only
         self.prop = prop
         self.clock = clock
         self.solver = solver
@@ -282,12 +285,12 @@ class _Run:
                 # the refinement takes (MNIST-FC 256x4 prop_8_0.03: 1.2k domains, ~1 s; refined: 4.6 s)
                 if _PROBE_SECONDS > 0:
                     self._relu_split_case(ci, by_case[ci], time.perf_counter() + min(_PROBE_SECONDS, _PROBE_SHARE * share))
-                    by_case[ci] = [di for di in by_case[ci] if (ci, di) not in self.outcome]
+                    by_case[ci] = self._still_open(ci, by_case[ci])
                     if not by_case[ci]:
                         continue
                 share = self.clock.left() / (len(order) - n)
                 self._refine_case(ci, by_case[ci], time.perf_counter() + _REFINE_SHARE * share)
-                by_case[ci] = [di for di in by_case[ci] if (ci, di) not in self.outcome]
+                by_case[ci] = self._still_open(ci, by_case[ci])
                 if not by_case[ci]:
                     continue
                 lb = self.case_bounds[ci]
@@ -295,7 +298,7 @@ class _Run:
                 if sum(lb.unstable_counts(self.net)) <= _MILP_FRIENDLY_UNSTABLE:
                     share *= 0.5
                 self._relu_split_case(ci, by_case[ci], time.perf_counter() + share)
-                by_case[ci] = [di for di in by_case[ci] if (ci, di) not in self.outcome]
+                by_case[ci] = self._still_open(ci, by_case[ci])
             for di in by_case[ci]:
                 if self.clock.expired():
                     self.outcome[(ci, di)] = "timeout"
@@ -337,8 +340,11 @@ class _Run:
 
     def _relu_splitting_applies(self, ci: int, unstable: int) -> bool:
         """unstable: the count of unstable ReLUs over case ci's box."""
-        return (self.prop.n_inputs > SPLIT_MAX_INPUTS and self.solver == "highs" and relu_split.supports(self.net)
-                and self.prop.cases[ci].input_A is None and unstable > _LEAF_BINARIES)
+        return _splits_relus(self.net, self.prop, self.solver, self.prop.cases[ci]) and unstable > _LEAF_BINARIES
+
+    def _still_open(self, ci: int, dis: list) -> list:
+        """The disjuncts of `dis` (of case ci) without an outcome yet."""
+        return [di for di in dis if (ci, di) not in self.outcome]
 
     def _relu_split_case(self, ci: int, dis: list, deadline: float):
         """Branch and bound on ReLU phases (relu_split.py) for the disjuncts `dis` of case ci, until

@@ -267,7 +267,7 @@ def test_polish_recovers_a_counterexample_from_a_bad_candidate(monkeypatch):
     lo, hi = -np.ones(2), np.ones(2)
     ys = net.forward(np.random.default_rng(1).uniform(lo, hi, (4000, 2)))[:, 0]
     prop = box_property(lo, hi, [(np.array([[1.0]]), [np.quantile(ys, 0.01)])])  # a small sat region
-    run = _Run(net, prop, Clock(VERDICT_TIMEOUT), "interval", "highs", 0)
+    run = _Run(net, verifier.bounded_form(net), prop, Clock(VERDICT_TIMEOUT), "interval", "highs", 0)
     run.bound_cases()
     model = build_milp(run.net, run.case_bounds[0], prop.cases[0], prop.cases[0].disjuncts[0])
     res = solve(model, time_limit=VERDICT_TIMEOUT)
