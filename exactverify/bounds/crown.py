@@ -15,12 +15,13 @@ import numpy as np
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
 from .layer_bounds import LayerBounds
+from .norm_ball import CONCRETIZE_TERMS, NormBall, concretize
 from .optimiser import Adam
 from .padding import magnitude, pad_lower, padding_terms, round_up
 
 
 def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
-                 iterations: int = 20) -> LayerBounds:
+                 iterations: int = 20, ball: NormBall | None = None) -> LayerBounds:
     """CROWN bounds (Zhang et al. 2018), never looser than IBP.
 
     Layer by layer: the output bounds of an affine layer come from a backward
@@ -42,12 +43,15 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerB
     are relaxed, so their gain carries upward.
 
     iterations: the gradient steps per layer when alpha is "optimized".
+
+    ball: an L1 or L2 ball; the bounds then hold over the box intersected with it (each backward
+    pass is concretised over that set, bounds/norm_ball.py), and the result carries it.
     """
     _check_alpha(alpha)
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
         raise ValueError("CROWN bounds need a finite input box")
     ibp = interval_bounds(network, lower, upper)
-    out = LayerBounds(ibp.input_lower, ibp.input_upper, method="crown")
+    out = LayerBounds(ibp.input_lower, ibp.input_upper, method="crown", ball=ball)
     steps = []  # steps[j]: the backward relaxation of layer j
     for k, layer in enumerate(network.layers):
         pre_lo, pre_hi = out.pre_activation(k)
@@ -58,21 +62,22 @@ def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerB
         if isinstance(layer, Affine) and k > 0:
             feeds_relu = k + 1 < len(network.layers) and isinstance(network.layers[k + 1], ReLU)
             lo, hi = _crown_affine(layer, steps[::-1], out.input_lower, out.input_upper, lo, hi, alpha, feeds_relu,
-                                   iterations)
+                                   iterations, ball)
         out.lower.append(lo)
         out.upper.append(hi)
         steps.append(_relax(layer, pre_lo, pre_hi, alpha))
     return out
 
 
-def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu: bool, iterations: int = 20):
+def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu: bool, iterations: int = 20,
+                  ball: NormBall | None = None):
     """[lo, hi] intersected with CROWN bounds on the output W y + b of `layer`;
     steps: the relaxations of the layers below it, top down."""
     # both bounds at once, as lower bounds of [W; -W] y + [b; -b]
     w = layer.dense_weight()
     lam, const = np.vstack([w, -w]), np.concatenate([layer.bias, -layer.bias])
     n = layer.out_size
-    low = _lower_bound(steps, lam, const, in_lo, in_hi)
+    low = _lower_bound(steps, lam, const, in_lo, in_hi, ball=ball)
     lo, hi = np.maximum(lo, low[:n]), np.minimum(hi, -low[n:])
     if alpha == "optimized":
         # Slopes are optimised per bound, so optimise only the bounds that can still
@@ -80,7 +85,7 @@ def _crown_affine(layer: Affine, steps, in_lo, in_hi, lo, hi, alpha, feeds_relu:
         rows = np.flatnonzero((lo < 0) & (hi > 0)) if feeds_relu else np.arange(n)
         if len(rows):
             both = np.concatenate([rows, rows + n])
-            low = _lower_bound(steps, lam[both], const[both], in_lo, in_hi, "optimized", iterations)
+            low = _lower_bound(steps, lam[both], const[both], in_lo, in_hi, "optimized", iterations, ball)
             lo[rows] = np.maximum(lo[rows], low[:len(rows)])
             hi[rows] = np.minimum(hi[rows], -low[len(rows):])
     return lo, hi
@@ -92,7 +97,7 @@ def linear_objective_bounds(network: Network, layer_bounds: LayerBounds, c, d=0.
     c has shape (m, n_outputs) (one row is also accepted), d shape (m,) or a
     scalar. One CROWN backward pass from the objective through the whole
     network, relaxing each nonlinear layer with the intermediate bounds in
-    `layer_bounds` (CROWN or IBP ones), then intersected with the interval
+    `layer_bounds` (CROWN or IBP ones; over its ball too, if it has one), then intersected with the interval
     image of the output box. Returns (lower, upper), each of shape (m,).
     A disjunct A y <= b is infeasible when some row of
     linear_objective_bounds(net, lb, A, -b)[0] is > 0.
@@ -107,7 +112,7 @@ def linear_objective_bounds(network: Network, layer_bounds: LayerBounds, c, d=0.
         raise ValueError("layer_bounds were computed for a different network")
     steps = [_relax(layer, *layer_bounds.pre_activation(j), alpha) for j, layer in enumerate(network.layers)]
     low = _lower_bound(steps[::-1], np.vstack([c, -c]), np.concatenate([d, -d]),
-                       layer_bounds.input_lower, layer_bounds.input_upper, alpha)
+                       layer_bounds.input_lower, layer_bounds.input_upper, alpha, ball=layer_bounds.ball)
     box_lo, box_hi = affine_interval(Affine(c, d.copy()), layer_bounds.lower[-1], layer_bounds.upper[-1])
     return np.maximum(low[:m], box_lo), np.minimum(-low[m:], box_hi)
 
@@ -290,15 +295,15 @@ class MaxStep:
         return np.where(take, g_take, self.upper), None
 
 
-def _lower_bound(steps, lam, const, in_lo, in_hi, alpha="adaptive", iterations: int = 20):
+def _lower_bound(steps, lam, const, in_lo, in_hi, alpha="adaptive", iterations: int = 20, ball=None):
     """Sound lower bounds on the rows of lam @ y + const, y the output of the
-    layer whose backward step is steps[0] (steps run from the top down)."""
+    layer whose backward step is steps[0] (steps run from the top down), over the box (and ball)."""
     if alpha == "optimized" and any(isinstance(s, ReluStep) and len(s.unstable) for s in steps):
-        return _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations)
-    return _backward(steps, lam, const, in_lo, in_hi)[0]
+        return _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations, ball=ball)
+    return _backward(steps, lam, const, in_lo, in_hi, ball=ball)[0]
 
 
-def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
+def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False, ball=None):
     """One backward pass. alphas: {step index: (m, n_unstable) lower slopes}.
     Returns (padded lower bounds, {step index: d(bound)/d(alpha)} or None)."""
     alphas = alphas or {}
@@ -309,14 +314,17 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
         if want_grad:
             seen.append(lam)
         lam, const = step.back(lam, const, alphas.get(i))
-    in_mag = magnitude(in_lo, in_hi)
-    mag += np.abs(lam) @ in_mag + np.abs(const)
-    value = np.maximum(lam, 0.0) @ in_lo + np.minimum(lam, 0.0) @ in_hi + const
-    value = pad_lower(value, mag, padding_terms([len(in_lo)] + [s.width for s in steps], len(steps)))
+    value, in_mag, point = concretize(lam, const, in_lo, in_hi, ball)
+    mag += in_mag
+    terms = padding_terms([len(in_lo)] + [s.width for s in steps], len(steps))
+    if ball is not None:  # the error of lam (times |x| <= the box's magnitude) as without a ball, and the dual's own
+        mag += np.abs(lam) @ magnitude(in_lo, in_hi)
+        terms += CONCRETIZE_TERMS
+    value = pad_lower(value, mag, terms)
     if not want_grad:
         return value, None
     grads = {}
-    g = np.where(lam >= 0, in_lo, in_hi)
+    g = point
     for i in range(len(steps) - 1, -1, -1):
         if not any(j <= i for j in alphas):
             break  # nothing left to differentiate above this point
@@ -326,7 +334,7 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False):
     return value, grads
 
 
-def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20, lr: float = 0.25):
+def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20, lr: float = 0.25, ball=None):
     """alpha-CROWN: projected gradient ascent (Adam) on per-row lower slopes of
     the unstable ReLUs, from the adaptive slopes. Any slopes in [0, 1] give a
     sound bound, so the best padded bound seen for each row is returned."""
@@ -336,11 +344,11 @@ def _optimized_lower_bound(steps, lam, const, in_lo, in_hi, iterations: int = 20
     adam = Adam()
     best = None
     for _ in range(iterations):
-        value, grads = _backward(steps, lam, const, in_lo, in_hi, alphas, want_grad=True)
+        value, grads = _backward(steps, lam, const, in_lo, in_hi, alphas, want_grad=True, ball=ball)
         best = value if best is None else np.maximum(best, value)
         for i, g in grads.items():
             # lr scales Adam's quotient, not its numerator as in relu_split: the two round differently,
             # and the slopes (so the bounds) stay bit-identical this way; Adam's lr=1 multiplies exactly
             alphas[i] = np.clip(alphas[i] + lr * adam.step(i, g), 0.0, 1.0)
-    value, _ = _backward(steps, lam, const, in_lo, in_hi, alphas)
+    value, _ = _backward(steps, lam, const, in_lo, in_hi, alphas, ball=ball)
     return np.maximum(best, value)

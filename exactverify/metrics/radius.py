@@ -72,6 +72,7 @@ from ..core.network import Network
 from ..core.property import linf_ball, robustness_property
 from .bastani import bastani_estimate
 from .norms import check_norm, domain_arrays, norm_distance
+from .radius_ball import BallChecker
 from .radius_attack import (Best, as_counterexample, attack, descend_all_classes, flip_margin, region_descent,
                             strict_point)
 from .radius_milp import (add_cut, certified_radius, l2_directions, margin_matrix, padded, radius_model,
@@ -187,11 +188,11 @@ class RadiusSearch:
         self.attack_upper()
         if closed(self.lower, self.best.upper):
             return self.result(self.lower)
-        if self.norm == "inf" and self.method == "checks":
+        if self.method == "checks":
             done = self.close_by_checks()
             if done is not None:
                 return done
-        if self.norm != "inf" or self.method != "checks":
+        else:
             # a closer upper bound first (the L-inf path above descends itself)
             self.descend()
             if closed(self.lower, self.best.upper):
@@ -237,15 +238,28 @@ class RadiusSearch:
         self.finite_domain = bool(np.all(np.isfinite(self.dlo)) and np.all(np.isfinite(self.dhi)))
         self.domain_radius = (float(np.max(np.maximum(self.x0 - self.dlo, self.dhi - self.x0)))
                               if self.finite_domain else math.inf)
+        # the farthest point of the domain from x0 in the search norm: beyond it there is nothing to search
+        far = np.where(self.x0 - self.dlo > self.dhi - self.x0, self.dlo, self.dhi)
+        self.domain_reach = norm_distance(far, self.x0, self.norm) if self.finite_domain else math.inf
+        if self.norm != "inf":
+            from ..search.verifier import bounded_form
+            self.balls = BallChecker(self.network, bounded_form(self.network), self.x0, self.label, self.norm,
+                                     self.dlo, self.dhi, self.best, self.seed)
 
     def crown_lower(self) -> float:
-        """2. The CROWN-certified L-inf radius: a lower bound for every norm (the L1/L2 ball lies in the L-inf box)."""
+        """2. The CROWN-certified radius: over L-inf boxes, or for L1 and L2 over the balls themselves
+        (bounds/norm_ball.py) where the domain is finite."""
         search_hi = min(self.best.upper, self.cap)
-        r_probe = min(search_hi, self.domain_radius)
+        r_probe = min(search_hi, self.domain_reach if self.norm != "inf" else self.domain_radius)
         if not math.isfinite(r_probe):
             r_probe = 10.0 * max(1.0, float(np.max(np.abs(self.x0))))
         t0 = time.perf_counter()
-        cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe, self.deadline)
+        if self.norm == "inf" or not self.finite_domain:  # the L1/L2 ball lies in the L-inf box of its radius
+            cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe,
+                                           self.deadline)
+        else:
+            cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe,
+                                           self.deadline, certified=self.balls.certified)
         self.stats["crown_lower"] = cheap_lower
         self.stats["crown_seconds"] = time.perf_counter() - t0
         return cheap_lower
@@ -272,11 +286,12 @@ class RadiusSearch:
     def close_by_checks(self) -> RadiusResult | None:
         """2b. Narrow the L-inf bracket with fixed-radius checks; the result if that settles rho, else None."""
         t0 = time.perf_counter()
-        r_max = min(self.cap, self.domain_radius)
+        reach = self.domain_radius if self.norm == "inf" else self.domain_reach
+        r_max = min(self.cap, reach)
         self.lower = self.narrow_by_checks(self.lower, r_max)
         self.stats["check_seconds"] = time.perf_counter() - t0
         if not math.isfinite(self.best.upper) and self.lower >= r_max:
-            if self.lower >= self.domain_radius:
+            if self.lower >= reach:
                 # no point of the whole (finite) domain flips: rho = inf (the infimum of the empty set)
                 self.stats["robust_on_domain"] = True
                 return self.result(math.inf, "exact")
@@ -296,7 +311,8 @@ class RadiusSearch:
         it takes 1-10 s, where minimising the radius in one MILP could take more than a minute.
         The first check gets half the time left; when it runs out, a wider descent (four starts per
         class) and a second check just below the upper bound get half of the rest, and what remains
-        goes to one check halfway down the bracket.
+        goes to one check halfway down the bracket. (For L1 and L2 the second check runs only if the
+        wider descent lowered the upper bound: a ball check does not resume the first one's search.)
         With no point found yet, the one check is at r_max: unsat there makes the lower bound r_max.
         Returns the lower bound.
         """
@@ -304,9 +320,10 @@ class RadiusSearch:
         best, deadline, stats, seed = self.best, self.deadline, self.stats, self.seed
         close = 0.5 * EXACT_RTOL
         timeouts = 0
-        descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed)
+        norm = self.norm
+        descend_all_classes(network, x0, label, norm, dlo, dhi, best, deadline, stats, seed)
         while time.perf_counter() < deadline:
-            region_descent(network, x0, label, "inf", dlo, dhi, best, deadline, stats)
+            region_descent(network, x0, label, norm, dlo, dhi, best, deadline, stats)
             upper = best.upper
             if closed(lower, upper):
                 break
@@ -333,13 +350,24 @@ class RadiusSearch:
                 if timeouts > 2:
                     break
                 if timeouts == 1:  # perhaps the upper bound is not yet the minimum: search wider, then retry
-                    descend_all_classes(network, x0, label, "inf", dlo, dhi, best, deadline, stats, seed + 1,
+                    before = best.upper
+                    descend_all_classes(network, x0, label, norm, dlo, dhi, best, deadline, stats, seed + 1,
                                         starts=4)
+                    if norm != "inf" and best.upper >= before:
+                        # a ball check starts its search afresh: the same radius again would only repeat it
+                        timeouts += 1
         return lower
 
     def check(self, r: float, budget: float, attack_time: float | None = None) -> str:
-        """`verify` on the L-inf ball of radius r (within the domain): is some y_j >= y_label, j != label?
-        Logs the check, offers a sat's point as the upper bound, and returns verify's status."""
+        """Is some y_j >= y_label, j != label, within distance r (and the domain)? For L-inf `verify`
+        on the box, for L1 and L2 a ball check (radius_ball.py). Logs the check, offers a sat's point
+        as the upper bound, and returns the status."""
+        if self.norm != "inf":
+            status = self.balls.check(r, time.perf_counter() + max(budget, 1e-3))
+            self.checks += 1
+            self.stats["checks"] = self.checks
+            self.stats.setdefault("check_log", []).append(self.balls.stats.log[-1])
+            return status
         from ..search.verifier import verify
         network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
         prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))

@@ -55,13 +55,16 @@ def recheck(network: Network, x, label: int, lo=None, hi=None):
     return {"x": xs, "y": y64, "y_float32": y32, "class": j}
 
 
-def strict_point(network: Network, x0, xstar, label: int, norm: str, lo, hi, seed: int = 0):
+def strict_point(network: Network, x0, xstar, label: int, norm: str, lo, hi, seed: int = 0, deeper=None):
     """The nearest (to x0) of many points at or just beyond xstar that re-check with a strict flip.
 
     Candidates, for step sizes s from 1e-11 to 1e-3 (times max(1, |xstar|)) in factors of 2: the ray
     from x0 through xstar scaled by 1 + s, a step of s along the norm's steepest-ascent direction of
-    y_j - y_label, and a few random points at L-inf distance s (for solver points at degenerate
-    vertices, where the gradient of the current linear piece does not help). All are moved onto
+    y_j - y_label and one along its gradient (both without the coordinates that the domain stops),
+    and a few random points at L-inf distance s (for solver points at degenerate
+    vertices, where the gradient of the current linear piece does not help), and `deeper` (points
+    known to lie well inside the flip region: the bisection below then walks back from them to xstar,
+    through a flip region that is convex within a linear region). All are moved onto
     the float32 grid inside [lo, hi] and run in float64 and float32; the label must lose strictly in
     both. Returns {"x", "y", "y_float32", "class", "distance"} or None.
     """
@@ -75,6 +78,9 @@ def strict_point(network: Network, x0, xstar, label: int, norm: str, lo, hi, see
     gout = np.zeros((1, network.output_size))
     gout[0, j], gout[0, label] = 1.0, -1.0
     g = input_gradient(network, cache, gout)[0]
+    # a coordinate at the domain's edge cannot move further out (a point in a corner of the domain
+    # would otherwise step along a coordinate that clipping undoes)
+    g = np.where(((g > 0) & (xstar >= hi)) | ((g < 0) & (xstar <= lo)), 0.0, g)
     direction = dual_direction(g, norm)
     scale = max(1.0, float(np.max(np.abs(xstar))) if n else 1.0)
     steps = 1e-11 * 2.0 ** np.arange(0, 28)  # up to ~1.3e-3
@@ -83,7 +89,10 @@ def strict_point(network: Network, x0, xstar, label: int, norm: str, lo, hi, see
     cands = [xstar[None, :],
              x0 + (1 + steps[:, None]) * (xstar - x0),
              xstar + (steps * scale)[:, None] * direction,
+             xstar + (steps * scale)[:, None] * dual_direction(g, "2"),
              (xstar + (np.repeat(steps, k_rand) * scale)[:, None] * rng.uniform(-1, 1, (len(steps) * k_rand, n)))]
+    if deeper is not None:
+        cands.append(np.atleast_2d(np.asarray(deeper, dtype=np.float64)))
     X = np.clip(np.vstack(cands), lo, hi)
     X32 = np.clip(X, lo, hi).astype(np.float32).astype(np.float64)
     # keep the float32 rounding inside [lo, hi] (snap_to_float32_box, row by row, where it left it)
@@ -113,14 +122,14 @@ def strict_point(network: Network, x0, xstar, label: int, norm: str, lo, hi, see
         return None
     # bisect on the segment from xstar to the point that passed: the flip sets in at some lambda
     p, lam_lo, lam_hi = found["x"], 0.0, 1.0
-    for _ in range(40):
+    for _ in range(60):
         mid = 0.5 * (lam_lo + lam_hi)
         chk = recheck(network, xstar + mid * (p - xstar), label, lo, hi)
         if chk is not None and norm_distance(chk["x"], x0, norm) <= norm_distance(found["x"], x0, norm):
             found, lam_hi = chk, mid
         else:
             lam_lo = mid
-        if lam_hi - lam_lo <= 1e-6 * lam_hi:
+        if lam_hi - lam_lo <= 1e-9 * lam_hi:
             break
     return {**found, "distance": norm_distance(found["x"], x0, norm)}
 
@@ -288,17 +297,61 @@ def region_descent(network: Network, x0, label: int, norm: str, dlo, dhi, best: 
 
 def descend_all_classes(network: Network, x0, label: int, norm: str, dlo, dhi, best: "Best", deadline: float,
                          stats: dict, seed: int = 0, starts: int = 1) -> None:
-    """Region descent from the best point, then from the `starts` best targeted-ascent end points for
-    every other class within the L-inf box of the best distance (the nearest flip may be to another
-    class)."""
+    """Region descent from the best point, then from `starts` points per other class (the nearest
+    flip may be to another class): for L-inf the best end points of targeted ascent within the
+    L-inf box of the best distance, for L1 and L2 minimum-norm walks (`min_norm_walk`) from x0 and
+    from random points near it."""
     region_descent(network, x0, label, norm, dlo, dhi, best, deadline, stats)
-    if not math.isfinite(best.upper):
+    if not math.isfinite(best.upper) and norm == "inf":
         return
     rng = np.random.default_rng(seed)
     for j in range(network.output_size):
-        if j == label or (best.point is not None and j == best.point["class"]):
+        if j == label or (norm == "inf" and best.point is not None and j == best.point["class"]):
             continue
         if time.perf_counter() >= deadline:
             return
-        for start in _targeted_ends(network, x0, label, j, dlo, dhi, best.upper, rng)[:starts]:
+        if norm == "inf":
+            ends = _targeted_ends(network, x0, label, j, dlo, dhi, best.upper, rng)[:starts]
+        else:
+            ends = min_norm_walk(network, x0, label, j, norm, dlo, dhi, rng, starts)
+        for start in ends:
+            if norm != "inf":
+                best.offer(strict_point(network, x0, start, label, norm, dlo, dhi), "walk")
             region_descent(network, x0, label, norm, dlo, dhi, best, deadline, stats, start=start, j=j)
+
+
+def min_norm_walk(network: Network, x0, label: int, j: int, norm: str, dlo, dhi, rng, starts: int = 1,
+                  steps: int = 100, overshoot: float = 0.02) -> np.ndarray:
+    """End points of walks from x0 (and from starts - 1 random points near it) towards class j by
+    linearised minimum-norm steps, as DeepFool (L2: along the gradient of y_j - y_label, by the margin
+    over its squared norm) and SparseFool-like greedy coordinate steps (L1: the coordinate with the
+    largest gradient that can still move, by the margin over that gradient), clipped to the domain,
+    until y_j > y_label. Not re-checked: they start region descents and go through `strict_point`."""
+    from ..search.attack import forward_with_cache, input_gradient
+    n = len(x0)
+    x = np.tile(np.asarray(x0, dtype=np.float64), (starts, 1))
+    if starts > 1:
+        x[1:] = np.clip(x[1:] + 0.02 * rng.standard_normal((starts - 1, n)), dlo, dhi)
+    done = np.zeros(starts, dtype=bool)
+    gout = np.zeros((starts, network.output_size))
+    gout[:, j], gout[:, label] = 1.0, -1.0
+    rows = np.arange(starts)
+    for _ in range(steps):
+        y, cache = forward_with_cache(network, x)
+        margin = y[:, label] - y[:, j]
+        done |= margin < 0
+        if done.all():
+            break
+        g = input_gradient(network, cache, gout)  # d(y_j - y_label)/dx
+        # a coordinate at the domain's edge cannot move further that way
+        g = np.where(((g > 0) & (x >= dhi)) | ((g < 0) & (x <= dlo)), 0.0, g)
+        need = (np.maximum(margin, 0.0) * (1 + overshoot) + 1e-9)
+        if norm == "2":
+            step = (need / np.maximum(np.sum(g * g, axis=1), 1e-300))[:, None] * g
+        else:
+            i = np.argmax(np.abs(g), axis=1)
+            gi = g[rows, i]
+            step = np.zeros_like(x)
+            step[rows, i] = np.where(gi != 0, need / np.where(gi != 0, gi, 1.0), 0.0)
+        x = np.where(done[:, None], x, np.clip(x + step, dlo, dhi))
+    return x[done]

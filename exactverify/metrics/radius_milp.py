@@ -58,21 +58,23 @@ def _certified(net_s: Network, lo, hi, C) -> tuple[bool, np.ndarray, object]:
     return bool(np.all(low > 0)), low, lb
 
 
-def certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline: float, iters: int = 14) -> float:
-    """The largest L-inf radius (bisection in [0, r_hi]) at which CROWN proves the label; 0 if none."""
-    C = margin_matrix(net_s.output_size, label)
+def certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline: float, iters: int = 14,
+                     certified=None) -> float:
+    """The largest radius (bisection in [0, r_hi]) at which CROWN proves the label; 0 if none.
+    certified(r): whether the ball of radius r is proven (default: CROWN over the L-inf box)."""
+    if certified is None:
+        C = margin_matrix(net_s.output_size, label)
+        certified = lambda r: _certified(net_s, *linf_ball(x0, r, (dlo, dhi)), C)[0]
     lo_r, hi_r = 0.0, float(r_hi)
     if not math.isfinite(hi_r) or hi_r <= 0:
         return 0.0
-    ok, _, _ = _certified(net_s, *linf_ball(x0, lo_r, (dlo, dhi)), C)
-    if not ok:
+    if not certified(lo_r):
         return 0.0
     for _ in range(iters):
         if time.perf_counter() > deadline:
             break
         mid = 0.5 * (lo_r + hi_r)
-        ok, _, _ = _certified(net_s, *linf_ball(x0, mid, (dlo, dhi)), C)
-        if ok:
+        if certified(mid):
             lo_r = mid
         else:
             hi_r = mid
@@ -113,10 +115,11 @@ def _cut_rhs(u: np.ndarray, x0: np.ndarray) -> float:
     return v + (len(u) + 2) * _EPS * float(np.abs(u) @ np.abs(x0)) + 1e-300
 
 
-def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None):
+def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None, margin: float = 0.0):
     """The MILP min t: x in [lo, hi], the network, y_j >= y_label for some j in `classes`, and the norm rows.
 
-    One class: the disjunct y_label - y_j <= 0 (build_milp's violation column bounded by 0).
+    One class: the disjunct y_label - y_j <= -margin (build_milp's violation column bounded by 0; a
+    positive margin asks for points strictly inside the flip region, candidates that survive rounding).
     Several: binaries z_j with y_label - y_j <= M_j (1 - z_j), sum z_j >= 1.
     Returns (model, t column).
     """
@@ -127,7 +130,7 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     if len(classes) == 1:
         a = np.zeros(n_out)
         a[label], a[classes[0]] = 1.0, -1.0
-        disjunct = OutputConstraint(a[None, :], np.zeros(1))
+        disjunct = OutputConstraint(a[None, :], np.full(1, -float(margin)))
     else:
         disjunct = OutputConstraint(np.zeros((0, n_out)), np.zeros(0))
     model = build_milp(net_s, lb, Case(lo, hi, [disjunct]), disjunct, tolerance=0.0)

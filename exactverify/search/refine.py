@@ -78,7 +78,8 @@ def refine_bounds(net: Network, lb: LayerBounds, deadline: float, domains: int =
                                     progress=None if progress is None else (lambda d, o, k=k: progress(k, d, o)),
                                     pool=pool, workers=workers)
         # (the ReLU after layer k needs nothing: CROWN takes its bounds as the image of layer k's)
-        lb = crown_bounds(net, lb.input_lower, lb.input_upper, alpha="optimized", known=lb.with_layer(k, lo, hi))
+        lb = crown_bounds(net, lb.input_lower, lb.input_upper, alpha="optimized", known=lb.with_layer(k, lo, hi),
+                          ball=lb.ball)
         if report is not None:
             info.update(layer=k, seconds=round(time.perf_counter() - t, 3), unstable_after=lb.unstable_counts(net))
             report.layers.append(info)
@@ -96,7 +97,7 @@ def refine_layer(net: Network, lb: LayerBounds, k: int, deadline: float, domains
     if not len(unstable):
         return lo, hi, info
     prefix = Network(net.layers[:k + 1], input_shape=(1, net.input_size), output_shape=(1, net.layers[k].out_size))
-    plb = LayerBounds(lb.input_lower, lb.input_upper, lb.lower[:k + 1], lb.upper[:k + 1], lb.method)
+    plb = lb.prefix(k)
     m = len(unstable)
     n_out = net.layers[k].out_size
     C = np.zeros((2 * m, n_out))

@@ -29,6 +29,9 @@ step is a (batch, n) @ (n, n') product. A domain's bound also names a point
 (the box corner that minimises its last linear bound); every such point is run
 through the network and re-checked as a counterexample.
 
+With bounds over a box intersected with an L1 or L2 ball (`LayerBounds.ball`), each pass is concretised
+over that set instead (bounds/norm_ball.py), and the domains cover the ball.
+
 Only networks of the form Affine, ReLU, Affine, ..., Affine qualify
 (`supports`); the verifier uses this for cases with many inputs.
 """
@@ -42,6 +45,7 @@ import numpy as np
 
 from ..bounds.crown import AffineStep, ReluStep
 from ..bounds.layer_bounds import LayerBounds
+from ..bounds.norm_ball import CONCRETIZE_TERMS, concretize
 from ..bounds.optimiser import Adam
 from ..bounds.padding import magnitude, pad_lower, padding_terms
 from ..core.network import Affine, Network, ReLU
@@ -74,10 +78,10 @@ class ReluSplitter:
     net: a `supports`-ed network (the simplified one); lb: sound bounds over the
     case's box (every layer's output); disjuncts: the case's OutputConstraints.
     `check(x)` re-checks a candidate point against the real property and
-    returns a counterexample or None. `leaf(bounds, di)`, if given, decides a
+    returns a counterexample or None. `leaf(bounds, di, splits)`, if given, decides a
     domain with at most `leaf_unstable` unstable ReLUs left unsplit (with none
     left the relaxation is exact, but the betas may not have converged, e.g.
-    on an empty domain) from that domain's `LayerBounds`: True if it refutes
+    on an empty domain) from that domain's `LayerBounds` and split vector: True if it refutes
     disjunct di there (an infeasible MILP), a counterexample, or False;
     without it a fully split domain leaves its disjunct open.
     """
@@ -119,6 +123,9 @@ class ReluSplitter:
         self.n_unstable = offset
         widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
         self.terms = padding_terms(widths, 2 * len(self.W) - 1)  # the pass steps through every layer
+        self.ball = lb.ball  # an L1 or L2 ball within the box, or None: the bounds are over the box only
+        if self.ball is not None:
+            self.terms += CONCRETIZE_TERMS
         # every row c.y - d of every disjunct; the search keeps one per disjunct, the row whose root
         # bound is highest (a disjunct is refuted where any of its rows is > 0)
         self.rows_c, self.rows_d = [], []
@@ -180,13 +187,15 @@ class ReluSplitter:
                 with np.errstate(over="ignore", invalid="ignore"):
                     mag += (np.abs(lam) + np.abs(lam_z)) @ info["scale"] + np.abs(const)
             lam = lam_z
-        value = np.maximum(lam, 0) @ in_lo + np.minimum(lam, 0) @ in_hi + const
+        value, in_mag, point = concretize(lam, const, in_lo, in_hi, self.ball)
         if not fast:
-            mag += np.abs(lam) @ self.in_mag + np.abs(const)
+            mag += in_mag
+            if self.ball is not None:  # as in crown._backward: lam's own error, then the ball's dual
+                mag += np.abs(lam) @ self.in_mag
             value = pad_lower(value, mag, self.terms)
         if not want_grad:
             return value, lam, saved, None
-        g = np.where(lam >= 0, in_lo, in_hi)
+        g = point  # d value / d lam at the input: the minimiser over the input set
         g_alpha = np.zeros_like(alpha)
         g_beta = np.zeros_like(beta)
         for r in range(L):
@@ -322,7 +331,7 @@ class ReluSplitter:
                 if time.perf_counter() >= deadline or self.leaf is None:
                     stuck.add(di)
                     continue
-                outcome = self.leaf(self.domain_bounds(leaves["splits"][i]), di)
+                outcome = self.leaf(self.domain_bounds(leaves["splits"][i]), di, leaves["splits"][i])
                 self.stats.leaves += 1
                 if outcome is False:
                     stuck.add(di)
@@ -358,11 +367,22 @@ class ReluSplitter:
                           free=np.count_nonzero(splits[live] == 0, axis=1))
         return None
 
+    def domain_bound(self, di: int, splits, beta) -> float:
+        """The sound bound of disjunct di (its best row) on one domain, with the split multipliers
+        `beta` (n_unstable,) given (e.g. from a solver's duals: any beta >= 0 is sound) and the root's
+        lower slopes for the neurons left free."""
+        C, dc = self.rows_c[di], self.rows_d[di]
+        k = len(dc)
+        alpha = np.tile(np.concatenate([r["alpha0"] for r in self.relus]), (k, 1))
+        value, _, _, _ = self._pass(C, dc, np.tile(splits, (k, 1)), alpha,
+                                    np.tile(np.maximum(beta, 0.0), (k, 1)), want_grad=False)
+        return float(np.max(value))
+
     def domain_bounds(self, splits) -> LayerBounds:
         """The root bounds with one domain's splits applied: z >= 0 or z <= 0 for each split neuron."""
         lb = self.root_bounds
         out = LayerBounds(lb.input_lower, lb.input_upper, [a.copy() for a in lb.lower],
-                          [a.copy() for a in lb.upper], lb.method)
+                          [a.copy() for a in lb.upper], lb.method, lb.ball)
         for r, info in enumerate(self.relus):
             s = splits[info["offset"]:info["offset"] + info["n"]]
             on, off = info["unstable"][s > 0], info["unstable"][s < 0]
@@ -372,8 +392,9 @@ class ReluSplitter:
         return out
 
     def corners(self, lam_x):
-        """The box corner that minimises each item's last linear bound lam_x . x."""
-        return np.where(lam_x >= 0, self.in_lo, self.in_hi)
+        """The point of the input set (the box corner without a ball) that minimises each item's last
+        linear bound lam_x . x."""
+        return concretize(lam_x, np.zeros(len(lam_x)), self.in_lo, self.in_hi, self.ball)[2]
 
     def _try_points(self, C, dc, owners, lam_x, best):
         """Re-check the box corners that minimise each open item's last linear bound."""

@@ -119,7 +119,7 @@ def _tighten_layer(net: Network, lb: LayerBounds, k: int, neurons, lower, upper,
                    neuron_seconds: float):
     """Bounds on neurons of layer k's output from the (MI)LP of layers 0..k."""
     prefix = Network(net.layers[:k + 1], input_shape=(1, net.input_size), output_shape=(1, net.layers[k].out_size))
-    plb = LayerBounds(lb.input_lower, lb.input_upper, lb.lower[:k + 1], lb.upper[:k + 1], lb.method)
+    plb = lb.prefix(k)
     empty = OutputConstraint(np.zeros((0, net.layers[k].out_size)), np.zeros(0))
     model = build_milp(prefix, plb, Case(np.asarray(lower, float), np.asarray(upper, float), [empty]), empty)
     new_lo, new_hi = lb.lower[k].copy(), lb.upper[k].copy()

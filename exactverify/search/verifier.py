@@ -352,7 +352,7 @@ class _Run:
         at most `_LEAF_BINARIES` unstable ReLUs left get a MILP capped at `_LEAF_SECONDS`."""
         case = self.prop.cases[ci]
 
-        def leaf(domain_bounds, di):
+        def leaf(domain_bounds, di, splits):
             return self.solve_disjunct(ci, di, case, domain_bounds, _LEAF_SECONDS) == "milp"
 
         def progress(stats, frontier, worst):

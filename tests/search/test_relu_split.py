@@ -20,7 +20,7 @@ def _leaf_milp(net, prop, ci):
     """A fully split domain: its MILP (no binaries left) over the domain's bounds."""
     case = prop.cases[ci]
 
-    def leaf(lb, di):
+    def leaf(lb, di, splits):
         model = build_milp(net, lb, case, case.disjuncts[di])
         res = solve(model, "highs", time_limit=VERDICT_TIMEOUT)  # at most 6 binaries: milliseconds
         if res.status == "infeasible":

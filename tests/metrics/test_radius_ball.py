@@ -1,0 +1,127 @@
+"""L1 and L2 fixed-radius checks (metrics/radius_ball.py) and the radius search built on them, against an
+exact oracle: the network's linear regions over the domain (testing.linear_regions), and in each the
+nearest flip to every other class, an LP (L1) or a convex QP (L2)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from exactverify.core.property import Case
+from exactverify.metrics import radius_ball
+from exactverify.metrics.radius import pointwise_robustness
+from exactverify.metrics.radius_attack import Best
+from exactverify.search import relu_split
+from exactverify.search.verifier import bounded_form
+from exactverify.testing import VERDICT_TIMEOUT, linear_regions, random_network
+
+from .test_radius import _min_norm
+
+DOMAIN = (-1.0, 1.0)
+# 3-4 inputs, two hidden layers: dozens to hundreds of linear regions, enough for splitting to run
+# (networks with large radii: rho 0.39-1.28, the balls cover much of the domain)
+NETS = [([3, 8, 6, 3], 4), ([4, 7, 7, 3], 1), ([3, 10, 5, 4], 1), ([4, 8, 6, 3], 1), ([3, 9, 6, 3], 4),
+        ([4, 6, 8, 4], 1)]
+
+
+def _oracle(net, x0, label, norm):
+    """The exact rho: min over linear regions and classes j of the nearest x with y_j >= y_label."""
+    n = net.input_size
+    lo, hi = np.full(n, DOMAIN[0]), np.full(n, DOMAIN[1])
+    best = math.inf
+    for G, h, M, c in linear_regions(net, Case(lo, hi, [])):
+        for j in range(net.output_size):
+            if j != label:
+                v = _min_norm(-G, h, M[j] - M[label], c[j] - c[label], x0, norm, lo, hi)
+                if v is not None:
+                    best = min(best, v)
+    return best
+
+
+def _instance(sizes, seed):
+    net = random_network(sizes, seed=seed, scale=1.5)
+    x0 = np.random.default_rng(50 + seed).uniform(-0.3, 0.3, net.input_size)
+    return net, x0, int(np.argmax(net.forward(x0)))
+
+
+def _checker(net, x0, label, norm):
+    n = net.input_size
+    return radius_ball.BallChecker(net, bounded_form(net), x0, label, norm, np.full(n, DOMAIN[0]),
+                                   np.full(n, DOMAIN[1]), Best())
+
+
+@pytest.fixture(scope="module")
+def oracle_cases():
+    cases = []
+    for sizes, seed in NETS:
+        net, x0, label = _instance(sizes, seed)
+        for norm in ("1", "2"):
+            cases.append((net, x0, label, norm, _oracle(net, x0, label, norm)))
+    return cases
+
+
+def test_rho_in_l1_and_l2_matches_the_oracle(oracle_cases):
+    ball_checks = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+        assert r.status == "exact", (norm, r.lower, r.upper, rho)
+        assert math.isfinite(rho), "the instances are chosen with a flip in the domain"
+        tol = 1e-6 * max(1.0, rho)
+        assert r.lower <= rho + tol and r.upper >= rho - tol, (norm, r.lower, r.upper, rho)
+        ball_checks += r.stats.get("checks", 0)
+    assert ball_checks >= 6  # the ball checks, not only CROWN and the attacks, closed these brackets
+
+
+def test_ball_checks_agree_with_the_oracle(oracle_cases):
+    """Below rho a check never says sat and (within the budget) proves unsat; above it never says unsat."""
+    unsat_below = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        below = _checker(net, x0, label, norm).check(rho * (1 - 1e-3), _deadline())
+        above = _checker(net, x0, label, norm).check(rho * (1 + 1e-3), _deadline())
+        assert below != "sat" and above != "unsat", (norm, rho, below, above)
+        unsat_below += below == "unsat"
+    assert unsat_below == len(oracle_cases)
+
+
+def test_l2_leaves_are_decided_by_the_qp_multipliers(oracle_cases):
+    """Just below rho the L2 search reaches fully split domains; their QP-multiplier bounds refute them."""
+    leaves = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        if norm == "2":
+            chk = _checker(net, x0, label, norm)
+            assert chk.check(rho * (1 - 1e-7), _deadline()) == "unsat"
+            leaves += chk.stats.leaves
+    assert leaves > 0
+
+
+def test_a_lying_leaf_is_caught(oracle_cases, monkeypatch):
+    """A leaf decider that refutes every fully split domain claims unsat above rho: the oracle sees it."""
+    monkeypatch.setattr(relu_split.ReluSplitter, "domain_bound", lambda self, di, splits, beta: 1.0)
+    monkeypatch.setattr(radius_ball.BallChecker, "_leaf", lambda self, *a: True)
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        wrong += _checker(net, x0, label, norm).check(rho * 1.2, _deadline()) == "unsat"
+    assert wrong > 0
+
+
+def test_a_ball_bound_that_claims_too_much_is_caught(oracle_cases, monkeypatch):
+    """Bounds over the ball raised by 5% of |lam| r: checks above rho come out unsat, and the oracle sees it."""
+    from exactverify.bounds import norm_ball
+    for name in ("_l1", "_l2"):
+        real = getattr(norm_ball, name)
+
+        def raised(lam, const, lo, hi, c, r, real=real):
+            value, mag, point = real(lam, const, lo, hi, c, r)
+            return value + 0.05 * np.abs(lam).sum(axis=1) * r, mag, point
+        monkeypatch.setattr(norm_ball, name, raised)
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        wrong += _checker(net, x0, label, norm).check(rho * 1.02, _deadline()) == "unsat"
+    assert wrong > 0
+
+
+def _deadline():
+    import time
+    return time.perf_counter() + VERDICT_TIMEOUT
