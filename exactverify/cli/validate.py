@@ -11,11 +11,13 @@ from . import options
 
 HELP = """\
 For every point of DATA and every eps, each method's answer (certified or not)
-next to the exact answer from verify on the L-inf ball (clipped to --domain):
-is some other class j ever scored y_j >= y_label in it? Per method: soundness
-violations (certified, but a re-checked counterexample exists; each is listed),
+next to the exact answer on the ball of --norm (L-inf: verify; L1, L2: a ball
+check by branch and bound over the ball), clipped to --domain: is some other
+class j ever scored y_j >= y_label in it? Per method: soundness violations
+(certified, but a re-checked counterexample exists; each is listed),
 completeness (certified / truly robust) and, for radius-producing methods
-(lipschitz), the certified radius against the exact pointwise robustness.
+(lipschitz; crown and alpha-crown in L1/L2), the certified radius against the
+exact pointwise robustness in the same norm.
 DATA is an .npz with arrays x and y, or a csv of rows label,p0,p1,... (pixels
 divided by --scale). Methods: ibp, crown, alpha-crown, lipschitz.
 """
@@ -28,7 +30,7 @@ def register(sub) -> None:
     options.add_network(p)
     options.add_data(p)
     options.add_eps(p, several=True, required=True)
-    options.add_norm(p, choices=("inf",), default="inf")  # the exact answers are for L-inf balls
+    options.add_norm(p, choices=("inf", "1", "2"), default="inf")
     p.add_argument("--methods", default="ibp,crown,alpha-crown,lipschitz",
                    help="comma-separated: ibp, crown, alpha-crown, lipschitz (default: all)")
     options.add_domain(p)

@@ -18,19 +18,23 @@ of the point that re-checked, never the solver's objective.
 
 How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
 
-1. A cheap lower bound: the largest L-inf radius at which CROWN proves every margin y_c - y_j > 0
-   over (box of that radius) ∩ domain, by bisection. An L1 or L2 ball of radius r lies inside the
-   L-inf box of radius r, so this lower-bounds rho in every norm.
+1. A cheap lower bound: the largest radius at which CROWN proves every margin y_c - y_j > 0 over
+   (ball of that radius) ∩ domain, by bisection: over L-inf boxes, and for L1 and L2 over the balls
+   themselves (bounds/norm_ball.py; without a finite domain over the L-inf box of the same radius,
+   which contains the ball).
 2. A cheap upper bound R: re-checked points from Bastani's LP (the linear region of x0; by default
    only for inputs of at most 256 values) and from a PGD attack with its radius bisected (L-inf
    steps for L-inf, L2 steps otherwise), each stepped to a strict flip; else `max_radius`, else
    the domain.
-2b. L-inf only (the default `method="checks"`): region descent and fixed-radius checks
-   (`RadiusSearch.close_by_checks`). Bastani's LP, solved in the linear region of the attack's point
-   (and of targeted-ascent points for every other class) instead of x0's, and again in the next region
-   across the optimum's facet, lowers R to a local minimum of the distance; then `verify` on the
-   L-inf ball of radius R - 5e-7 max(1, R): unsat there proves rho >= that radius and closes the
-   bracket; sat gives a closer point and the loop repeats. On the first six MNIST images
+2b. The default `method="checks"`: region descent and fixed-radius checks
+   (`RadiusSearch.close_by_checks`); for L1 and L2 the descents start from minimum-norm walks
+   (radius_attack.min_norm_walk) and the checks are ball checks (radius_ball.py: CROWN, ReLU
+   splitting and refined bounds over the ball itself, small MILPs or QP multipliers at the leaves).
+   Bastani's LP, solved in the linear region of the attack's point (and of targeted-ascent points
+   for every other class) instead of x0's, and again in the next region across the optimum's facet,
+   lowers R to a local minimum of the distance; then a check of the ball of radius
+   R - 5e-7 max(1, R): unsat there proves rho >= that radius and closes the bracket; sat gives a
+   closer point and the loop repeats. On the first six MNIST images
    (256x2, 60 s) this closed images 0, 1, 2 in 4-9 s, where the radius MILP of step 3 needed
    19-46 s or timed out; what is left open goes on to step 3.
 3. The exact MILP over the search region B = domain ∩ (L-inf box of radius R around x0), which
@@ -126,8 +130,8 @@ def pointwise_robustness(network: Network, x0, label: int | None = None, norm: s
     hints: candidate points (e.g. from an attack); any that re-checks seeds the upper bound.
     bastani: use the point of Bastani's estimate as a hint (default: when the input has at most 256
     values; on MNIST the LP costs seconds and its region rarely holds a misclassified point).
-    method: "checks" (default) narrows an L-inf bracket with fixed-radius `verify` calls before any
-    radius MILP; "milp" goes straight to the radius MILPs. L1 and L2 always use the MILPs.
+    method: "checks" (default) narrows the bracket with fixed-radius checks (`verify` on L-inf boxes,
+    ball checks for L1 and L2) before any radius MILP; "milp" goes straight to the radius MILPs.
     """
     return RadiusSearch(network, x0, label, norm, domain, timeout, max_radius, disjunction, seed, l2_max_cuts,
                         hints, bastani, method).run()
@@ -301,8 +305,8 @@ class RadiusSearch:
         return None
 
     def narrow_by_checks(self, lower: float, r_max: float) -> float:
-        """Close [lower, best.upper] for the L-inf norm: region descent for the upper bound, then a
-        fixed-radius `verify` just below it ("is some label change within radius r?").
+        """Close [lower, best.upper]: region descent for the upper bound, then a fixed-radius check just
+        below it ("is some label change within radius r?": `verify` for L-inf, a ball check for L1/L2).
 
         An unsat at r proves rho >= r (no point of the closed ball ties or beats the label), and with r
         within the exactness tolerance of the upper bound the bracket is closed. A sat brings a re-checked
@@ -321,9 +325,13 @@ class RadiusSearch:
         close = 0.5 * EXACT_RTOL
         timeouts = 0
         norm = self.norm
-        descend_all_classes(network, x0, label, norm, dlo, dhi, best, deadline, stats, seed)
+        # L1/L2: the walks and their region LPs get at most a fifth of the time, later descents less (on
+        # MNIST a region LP takes ~0.5 s, and 110 of them took 50 of 60 s, leaving one check 8 s)
+        def descent_deadline(share):
+            return deadline if norm == "inf" else min(deadline, time.perf_counter() + share * self.timeout)
+        descend_all_classes(network, x0, label, norm, dlo, dhi, best, descent_deadline(0.2), stats, seed)
         while time.perf_counter() < deadline:
-            region_descent(network, x0, label, norm, dlo, dhi, best, deadline, stats)
+            region_descent(network, x0, label, norm, dlo, dhi, best, descent_deadline(0.05), stats)
             upper = best.upper
             if closed(lower, upper):
                 break
@@ -351,8 +359,8 @@ class RadiusSearch:
                     break
                 if timeouts == 1:  # perhaps the upper bound is not yet the minimum: search wider, then retry
                     before = best.upper
-                    descend_all_classes(network, x0, label, norm, dlo, dhi, best, deadline, stats, seed + 1,
-                                        starts=4)
+                    descend_all_classes(network, x0, label, norm, dlo, dhi, best, descent_deadline(0.1), stats,
+                                        seed + 1, starts=4)
                     if norm != "inf" and best.upper >= before:
                         # a ball check starts its search afresh: the same radius again would only repeat it
                         timeouts += 1

@@ -62,7 +62,7 @@ def certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline:
                      certified=None) -> float:
     """The largest radius (bisection in [0, r_hi]) at which CROWN proves the label; 0 if none.
     certified(r): whether the ball of radius r is proven (default: CROWN over the L-inf box)."""
-    if certified is None:
+    if certified is None:  # (then net_s is needed; with `certified` given it may be None)
         C = margin_matrix(net_s.output_size, label)
         certified = lambda r: _certified(net_s, *linf_ball(x0, r, (dlo, dhi)), C)[0]
     lo_r, hi_r = 0.0, float(r_hi)

@@ -1,11 +1,12 @@
 """Validating incomplete verifiers against exact answers.
 
 For every data point x (with label c) and every radius eps, the exact question
-is whether some x' in the L-inf ball of radius eps around x, clipped to the
-input domain, makes some other class j score at least as high as c
-(y_j >= y_c: a disjunction over j). `verify` answers it: `sat` with a
-re-checked counterexample (the point is not robust), `unsat` with a proof
-(robust), or `timeout`/`unknown`.
+is whether some x' in the ball of radius eps around x (L-inf, L1 or L2), clipped
+to the input domain, makes some other class j score at least as high as c
+(y_j >= y_c: a disjunction over j). `verify` answers it for L-inf balls, a ball
+check (metrics/radius_ball.py) for L1 and L2 balls: `sat` with a re-checked
+counterexample (the point is not robust), `unsat` with a proof (robust), or
+`timeout`/`unknown`.
 
 Each incomplete method answers the same question with "certified" or not
 (or with a certified radius r, read as certified at eps when r >= eps).
@@ -18,9 +19,12 @@ Per method and eps the report gives:
 
 Built-in methods (all certify when a sound lower bound on y_c - y_j is > 0 for
 every j != c): `ibp` (interval bound propagation, the last affine layer folded
-into the margins), `crown` (CROWN-Ada backward bounds on the margins),
-`alpha-crown` (optimised lower slopes), and `lipschitz` (a certified radius
-min_j margin_j / L_j from `exactverify.bounds.lipschitz`).
+into the margins; for L1 and L2 over the L-inf box around the ball), `crown`
+(CROWN-Ada backward bounds on the margins), `alpha-crown` (optimised lower
+slopes), and `lipschitz` (a certified radius min_j margin_j / L_j from
+`exactverify.bounds.lipschitz`, GloRo's certificate). For L1 and L2, crown and
+alpha-crown bound over the ball itself (bounds/norm_ball.py) and also report the
+largest radius they certify (bisection), for the radius comparison.
 
 Your own method is a function `fn(network, x, eps)` (or `fn(network, x, eps, label)`)
 returning a bool (certified) or a float (a certified radius):
@@ -43,10 +47,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..bounds.norm_ball import NormBall
 from ..bounds.padding import pad_lower
 from ..core.errors import InputError
 from ..core.runtime import progress_bar
 from ..core.property import linf_ball, robustness_property
+from .norms import check_norm, domain_arrays, norm_distance
 
 BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
 
@@ -62,9 +68,10 @@ class MethodUnavailable(Exception):
 class _Bounds:
     """ibp / crown / alpha-crown certificates on the margins y_label - y_j."""
 
-    def __init__(self, kind: str, domain):
-        self.kind, self.domain = kind, domain
+    def __init__(self, kind: str, domain, norm: str = "inf"):
+        self.kind, self.domain, self.norm = kind, domain, norm
         self._net_of: dict = {}
+        self._radius: dict = {}  # (network id, point bytes, label) -> certified radius (L1/L2)
 
     def _net(self, network):
         key = id(network)
@@ -101,14 +108,32 @@ class _Bounds:
                 return pad_lower(low, mag, 0)
             return affine_interval(Affine(c, np.zeros(len(others))), lb.lower[-1], lb.upper[-1])[0]
         alpha = "optimized" if self.kind == "alpha-crown" else "adaptive"
+        ball = NormBall(x, float(eps), self.norm) if self.norm != "inf" else None
         try:
-            lb = crown_bounds(net, lo, hi, alpha=alpha)
+            lb = crown_bounds(net, lo, hi, alpha=alpha, ball=ball)
         except NotImplementedError:
             lb = interval_bounds(net, lo, hi)
         return linear_objective_bounds(net, lb, c, 0.0, alpha=alpha)[0]
 
-    def __call__(self, network, x, eps, label) -> bool:
-        return bool(np.all(self.margin_lower(network, x, eps, label) > 0.0))
+    def __call__(self, network, x, eps, label):
+        certified = bool(np.all(self.margin_lower(network, x, eps, label) > 0.0))
+        if self.norm == "inf" or self.kind == "ibp":
+            return certified
+        return {"certified": certified, "radius": self.radius(network, x, label)}
+
+    def radius(self, network, x, label, iters: int = 20) -> float:
+        """The largest L1/L2 radius (bisection, to 2^-iters of the domain's reach) at which the method certifies."""
+        key = (id(network), np.asarray(x, dtype=np.float64).tobytes(), int(label))
+        if key not in self._radius:
+            from .radius_milp import certified_radius
+            x = np.asarray(x, dtype=np.float64).ravel()
+            dlo, dhi = domain_arrays(self.domain, len(x))
+            far = np.where(x - dlo > dhi - x, dlo, dhi)
+            reach = norm_distance(far, x, self.norm) if np.all(np.isfinite(far)) else 10.0 * max(1.0, np.abs(x).max())
+            self._radius[key] = certified_radius(
+                None, x, label, dlo, dhi, reach, math.inf, iters=iters,
+                certified=lambda r: bool(np.all(self.margin_lower(network, x, r, label) > 0.0)))
+        return self._radius[key]
 
 
 class _Lipschitz:
@@ -173,9 +198,7 @@ def _radius_of(r) -> float:
 def builtin_method(name: str, norm: str = "inf", domain=None):
     """The function of a built-in method; raises MethodUnavailable when its module is absent."""
     if name in ("ibp", "crown", "alpha-crown"):
-        if norm != "inf":
-            raise MethodUnavailable(f"{name} certifies L-inf balls only")
-        return _Bounds(name, domain)
+        return _Bounds(name, domain, norm)
     if name == "lipschitz":
         return _Lipschitz(norm)
     raise ValueError(f"unknown method {name!r} (built-in: {', '.join(BUILTIN)})")
@@ -207,7 +230,7 @@ class PointResult:
     exact_reason: str = ""
     exact_seconds: float = 0.0
     counterexample: dict | None = None  # exact == sat: x, y, y_float32 (re-checked)
-    ce_distance: float | None = None  # L-inf distance of the counterexample from the point
+    ce_distance: float | None = None  # distance of the counterexample from the point, in the report's norm
     answers: dict = field(default_factory=dict)  # method -> {"certified", "radius", "seconds", "note"}
 
 
@@ -218,7 +241,7 @@ class ValidationReport:
     network: str  # the network's source, or "network"
     n_points: int
     eps: list  # the radii, ascending
-    norm: str  # "inf": exact answers are for L-inf balls only
+    norm: str  # "inf", "1" or "2": the norm of every ball
     domain: list | None  # [lo, hi] every ball is clipped to, or None
     methods: list  # names of the methods that ran (unavailable ones left out)
     unavailable: dict = field(default_factory=dict)  # method -> why it was skipped
@@ -354,8 +377,9 @@ class ValidationReport:
         out = [f"## Incomplete verifiers against exact answers: `{self.network}`", ""]
         out.append(f"{self.n_points} points ({mis} misclassified), L-{self.norm} balls"
                    + (f" clipped to [{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else "")
-                   + f". Exact answers from exactverify (big-M MILP on HiGHS, {self.timeout:g} s per point and "
-                     f"radius): " + "; ".join(self._exact_line(e) for e in self.eps) + ".")
+                   + f". Exact answers from exactverify ({'verify' if self.norm == 'inf' else 'ball checks'}, "
+                     f"{self.timeout:g} s per point and radius): "
+                   + "; ".join(self._exact_line(e) for e in self.eps) + ".")
         out.append("")
         out.append("| method | eps | certified | truly robust | completeness | soundness violations | time / point |")
         out.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -413,7 +437,7 @@ class ValidationReport:
                 ax.scatter(ex, ce, s=14, label=m)
                 top = max(top, max(ex + ce))
             ax.plot([0, top], [0, top], "k--", lw=1, label="certified = exact")
-            ax.set_xlabel("exact pointwise robustness (L-inf radius)")
+            ax.set_xlabel(f"exact pointwise robustness (L-{self.norm} radius)")
             ax.set_ylabel("certified radius")
             ax.set_title("certified vs exact radius, one point per input")
             ax.legend(fontsize=8)
@@ -464,7 +488,7 @@ def _violation_text(method: str, r: PointResult) -> str:
     how = f"certified radius {cert['radius']:.6g}" if cert.get("radius") is not None else "certified"
     shown = ", ".join(f"{v:.6g}" for v in x[:6]) + (", ..." if len(x) > 6 else "")
     return (f"{method} eps {r.eps:g} point {r.index} (label {r.label}): {how}, but x' = [{shown}] "
-            f"(L-inf distance {r.ce_distance:.4g}){j}")
+            f"(distance {r.ce_distance:.4g}){j}")
 
 
 # ---------------------------------------------------------------- running
@@ -484,9 +508,12 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
     from ..core.check import check_point
 
     t0 = time.perf_counter()
-    if norm not in ("inf", "linf", "Linf"):
-        raise InputError(None, f"norm {norm!r}: exact verification supports L-inf balls only (--norm inf)")
-    norm = "inf"
+    try:
+        norm = check_norm(norm)
+    except ValueError as e:
+        raise InputError(None, str(e))
+    if norm != "inf" and domain is None:
+        raise InputError(None, f"L{norm} balls need a bounded --domain (the ball checks bound over the domain box)")
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     y = np.asarray(y).astype(int).ravel()
     if len(X) != len(y):
@@ -532,12 +559,15 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
     try:
         for i, (x, label) in enumerate(zip(X, y)):
             predicted = int(np.argmax(network.forward(x)))
-            exact = _exact_answers(network, x, int(label), eps_list, domain, timeout, verify_options or {},
-                                   verify, check_point)
+            if norm == "inf":
+                exact = _exact_answers(network, x, int(label), eps_list, domain, timeout, verify_options or {},
+                                       verify, check_point)
+            else:
+                exact = _exact_ball_answers(network, x, int(label), eps_list, norm, domain, timeout)
             for eps in eps_list:
                 row = PointResult(i, int(label), predicted, eps, **exact[eps])
                 if row.counterexample is not None:
-                    row.ce_distance = float(np.max(np.abs(np.asarray(row.counterexample["x"]) - x)))
+                    row.ce_distance = norm_distance(np.asarray(row.counterexample["x"]), x, norm)
                 for name, fn in fns.items():
                     row.answers[name] = _ask(fn, takes_label[name], network, x, eps, int(label), predicted)
                 report.rows.append(row)
@@ -548,7 +578,7 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
             bar.close()
     want_radius = [m for m in report.radius_methods()]
     if want_radius and exact_radius is not False:
-        _exact_radii(report, network, X, y, domain, timeout, progress)
+        _exact_radii(report, network, X, y, domain, timeout, progress, norm)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -602,7 +632,36 @@ def _exact_answers(network, x, label, eps_list, domain, timeout, options, verify
     return out
 
 
-def _exact_radii(report: ValidationReport, network, X, y, domain, timeout, progress: bool = False) -> None:
+def _exact_ball_answers(network, x, label, eps_list, norm, domain, timeout) -> dict:
+    """`_exact_answers` for L1/L2 balls: a ball check (metrics/radius_ball.py) at every eps, largest
+    first, with the same implications; one checker, so a counterexample found at one eps (the nearest
+    re-checked one so far) answers every eps it lies within."""
+    from ..search.verifier import bounded_form
+    from .radius_attack import Best, as_counterexample
+    from .radius_ball import BallChecker
+    x = np.asarray(x, dtype=np.float64).ravel()
+    dlo, dhi = domain_arrays(domain, len(x))
+    best = Best()
+    checker = BallChecker(network, bounded_form(network), x, label, norm, dlo, dhi, best)
+    out, proven_at = {}, None
+    for eps in sorted(eps_list, reverse=True):
+        if proven_at is not None:
+            out[eps] = {"exact": "unsat", "exact_reason": f"implied: robust at eps {proven_at:g}",
+                        "exact_seconds": 0.0, "counterexample": None}
+            continue
+        t = time.perf_counter()
+        status = "sat" if best.upper <= eps else checker.check(eps, time.perf_counter() + timeout)
+        reason = {"sat": "a re-checked counterexample within the ball", "unsat": "ball check: no flip in the ball",
+                  "timeout": "time limit", "unknown": "ball check left domains open"}[status]
+        out[eps] = {"exact": status, "exact_reason": reason, "exact_seconds": time.perf_counter() - t,
+                    "counterexample": as_counterexample(best.point) if status == "sat" else None}
+        if status == "unsat":
+            proven_at = eps
+    return out
+
+
+def _exact_radii(report: ValidationReport, network, X, y, domain, timeout, progress: bool = False,
+                 norm: str = "inf") -> None:
     """The exact pointwise robustness of every point (metrics.radius), for the radius comparison."""
     from .radius import pointwise_robustness
     bar = None
@@ -611,7 +670,7 @@ def _exact_radii(report: ValidationReport, network, X, y, domain, timeout, progr
         if bar is not None:
             bar.unit, bar.desc = "pt", "exact radius"
     for i, (x, label) in enumerate(zip(X, y)):
-        res = pointwise_robustness(network, x, label=int(label), norm="inf", domain=domain, timeout=timeout)
+        res = pointwise_robustness(network, x, label=int(label), norm=norm, domain=domain, timeout=timeout)
         report.exact_radius[i] = _exact_radius_entry(res)
         if bar is not None:
             bar.update(1)

@@ -175,3 +175,50 @@ def test_margin_bounds_hold_on_sampled_points(kind):
         others = [j for j in range(4) if j != label]
         margins = ys[:, [label]] - ys[:, others]
         assert np.all(low <= margins.min(axis=0))
+
+
+def _shrunk_l2_radius(network, x, eps, label):
+    """A deliberately UNSOUND radius method: 30% beyond the exact L2 radius."""
+    from exactverify.metrics.radius import pointwise_robustness
+    r = pointwise_robustness(network, x, label, norm="2", domain=(-1.0, 1.0), timeout=VERDICT_TIMEOUT)
+    return 1.3 * r.upper
+
+
+def test_validate_in_l2_against_exact_ball_answers(tmp_path):
+    """--norm 2: exact answers by ball checks agree with the exact L2 radius (robust at eps iff rho > eps),
+    sound methods have no violations and certify no radius above the exact one, and a method that
+    claims 30% too much is caught with counterexamples inside the L2 ball."""
+    from exactverify.metrics.norms import norm_distance
+    net = random_network([3, 10, 8, 3], seed=5, scale=1.5)
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-0.5, 0.5, (4, 3))
+    y = np.argmax(net.forward(X), axis=1)
+    eps = [0.05, 0.2, 0.5]
+    rep = validate(net, X, y, eps, methods={"ibp": "ibp", "crown": "crown", "alpha-crown": "alpha-crown",
+                                           "lipschitz": "lipschitz", "too-far": _shrunk_l2_radius},
+                   norm="2", domain=(-1.0, 1.0), timeout=VERDICT_TIMEOUT)
+    assert rep.norm == "2"
+    for r in rep.rows:
+        rho = rep.exact_radius[r.index]
+        assert rho["status"] == "exact" and r.exact in ("sat", "unsat")
+        assert (r.exact == "unsat") == (rho["radius"] > r.eps)
+        if r.exact == "sat":
+            x = np.asarray(r.counterexample["x"])
+            assert norm_distance(x, X[r.index], "2") <= r.eps  # inside the L2 ball
+            yv = net.forward(x)
+            assert max(yv[j] for j in range(3) if j != r.label) > yv[r.label]
+    viol = rep.violations()
+    assert viol and {m for m, _ in viol} == {"too-far"}
+    for m in ("crown", "alpha-crown", "lipschitz"):
+        rs = rep.radius_stats(m)
+        assert rs is not None and rs["radius_violations"] == [] and rs["max_ratio"] <= 1.0
+    assert rep.radius_stats("too-far")["radius_violations"]
+    assert "L-2" in rep.format_table() and "ball checks" in rep.format_markdown()
+
+
+def test_cli_validate_l2_needs_a_domain(tmp_path, capsys):
+    net_path = make_onnx(tmp_path / "n.onnx", [np.eye(2)], [np.zeros(2)])
+    (tmp_path / "d.csv").write_text("1,0.5,0.5\n")
+    assert main(["validate", str(net_path), str(tmp_path / "d.csv"), "--eps", "0.1", "--norm", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "domain" in err[0]
