@@ -102,6 +102,8 @@ def format_report(report: dict) -> str:
                 if s["misclassified"] else ""),
              f"rho (L{norm}): exact {s['exact']}, bounded {s['bounded']}, timeout {s['timeout']}; "
              f"median {s['median_seconds']:.2f} s per point" if s["median_seconds"] is not None else "no points"]
+    if len(report["points"]) <= _LIST_POINTS:
+        lines += [_point_line(p) for p in report["points"]]
     if s.get("bastani_ratio"):
         r = s["bastani_ratio"]
         lines.append(f"Bastani estimate / exact rho: median {r['median']:.3f}, min {r['min']:.3f}, max {r['max']:.3f} "
@@ -120,3 +122,17 @@ def format_report(report: dict) -> str:
                      f"severity {stxt}{extra}")
     return "\n".join(lines)
 
+
+
+_LIST_POINTS = 20  # runs of at most this many points list every point's rho
+
+
+def _point_line(p: dict) -> str:
+    """One point's rho: its value when exact, else its proven bracket."""
+    head = f"  point {p['index']} (label {p['label']})"
+    if p["status"] == "misclassified":
+        return f"{head}: misclassified (predicted {p['predicted']})"
+    lo, up = p["radius"]["lower"], p["radius"]["upper"]
+    fmt = lambda v: "inf" if v is None else f"{v:.7g}"  # noqa: E731
+    what = f"rho = {fmt(up)}" if p["status"] == "exact" else f"rho in [{fmt(lo)}, {fmt(up)}]"
+    return f"{head}: {what} ({p['status']}, {p['seconds']:.2f} s)"
