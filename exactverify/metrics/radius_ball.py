@@ -39,11 +39,13 @@ LEAF_BINARIES = 12  # a domain with at most this many unstable ReLUs left is dec
 LEAF_SECONDS = 1.0  # the most one leaf MILP may take
 LEAF_CUTS = 30  # L2: tangent cuts per leaf before it stays open
 # A check first splits on the CROWN bounds for PROBE_SECONDS (or PROBE_SHARE of its time); if that does
-# not settle it, the bounds are refined (search/refine.py, REFINE_DOMAINS per neuron side) for up to
-# REFINE_SHARE of the time left, and the split starts again on them. On the digits network (L1, rho 0.94)
-# the refinement (0.8 s) cut the split from 181k domains (13 s) to 27k (1.7 s).
+# not settle it, the bounds are refined (search/refine.py, REFINE_DOMAINS[0] per neuron side) for up to
+# REFINE_SHARE of the time left, and the split starts again on them for SPLIT_SHARE of the time left;
+# then once more with REFINE_DOMAINS[1], the split running to the deadline. On the digits network (L1,
+# rho 0.94) 256 domains (0.8 s) cut the split from 181k domains (13 s) to 27k (1.7 s); at rho 1.20, 256
+# left a 100 s split of 1.36M domains, 2048 (5.6 s) a 26 s one of 403k.
 PROBE_SECONDS, PROBE_SHARE = 0.5, 0.02
-REFINE_SHARE, REFINE_DOMAINS = 0.3, 256
+REFINE_SHARE, REFINE_DOMAINS, SPLIT_SHARE = 0.3, (256, 2048), 0.5
 # how deep into the flip region a leaf's second candidate lies (past float32 rounding of a logit); the
 # re-check then walks back from it towards the first, tied, candidate
 STRICT_MARGIN = 1e-6
@@ -137,19 +139,24 @@ class BallChecker:
                 self.stats.domains += splitter.stats.domains
                 self.stats.leaves += splitter.stats.leaves
 
-        # a short split on the CROWN bounds settles the easy checks; the rest get refined bounds first
+        # a short split on the CROWN bounds settles the easy checks; the rest get refined bounds first,
+        # in stages of more domains per neuron side, each followed by a split (the last one to the deadline)
         now = time.perf_counter()
         refuted, ce = split(lb, open_k, min(deadline, now + max(PROBE_SECONDS, PROBE_SHARE * (deadline - now))))
-        if ce is None and self.best.upper > r and not set(refuted) >= set(open_k) and time.perf_counter() < deadline:
+        for stage, domains in enumerate(REFINE_DOMAINS):
+            if ce is not None or self.best.upper <= r or set(refuted) >= set(open_k) or time.perf_counter() >= deadline:
+                break
             open_k = [k for k in open_k if k not in refuted]
             now = time.perf_counter()
-            lb = refine_bounds(self.net_b, lb, now + REFINE_SHARE * (deadline - now), domains=REFINE_DOMAINS,
+            lb = refine_bounds(self.net_b, lb, now + REFINE_SHARE * (deadline - now), domains=domains,
                                enough=lambda b: bool(np.all(self.margins(b)[open_k] > 0)))
             self.stats.refine_seconds += time.perf_counter() - now
             self.refined = (r, lb)
             m_lo = self.margins(lb)
             open_k = [k for k in open_k if not m_lo[k] > 0]
-            refuted, ce = split(lb, open_k, deadline) if open_k else ([], None)
+            now = time.perf_counter()
+            until = deadline if stage == len(REFINE_DOMAINS) - 1 else now + SPLIT_SHARE * (deadline - now)
+            refuted, ce = split(lb, open_k, until) if open_k else ([], None)
         if ce is not None or self.best.upper <= r:
             return "sat"
         if set(refuted) >= set(open_k):
