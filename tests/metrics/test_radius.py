@@ -323,6 +323,11 @@ def test_cli_robustness_json_plot_and_resume(tmp_path, small_onnx):
     assert "adversarial frequency" in r.stdout
     rep = json.loads(out.read_text())
     assert len(rep["points"]) == 4 and png.stat().st_size > 0
+    # a short run lists every point: its rho when exact, else its bracket
+    for p in rep["points"]:
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"  point {p['index']} "))
+        if p["status"] == "exact":
+            assert f"rho = {p['radius']['upper']:.7g}" in line
     p = rep["points"][0]
     for key in ("index", "label", "predicted", "radius", "status", "counterexample", "seconds", "bastani_estimate"):
         assert key in p
