@@ -335,7 +335,7 @@ class ValidationReport:
         mis = len({r.index for r in self.rows if r.label != r.predicted})
         lines = [f"validate {self.network}: {self.n_points} points ({mis} misclassified), L-{self.norm} balls"
                  + (f" clipped to [{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else "")
-                 + f", exact answers by verify (timeout {self.timeout:g} s)"]
+                 + f", exact answers by {'verify' if self.norm == 'inf' else 'ball checks'} (timeout {self.timeout:g} s)"]
         for e in self.eps:
             lines.append("  " + self._exact_line(e))
         for m, why in self.unavailable.items():

@@ -213,7 +213,7 @@ def test_validate_in_l2_against_exact_ball_answers(tmp_path):
         rs = rep.radius_stats(m)
         assert rs is not None and rs["radius_violations"] == [] and rs["max_ratio"] <= 1.0
     assert rep.radius_stats("too-far")["radius_violations"]
-    assert "L-2" in rep.format_table() and "ball checks" in rep.format_markdown()
+    assert "L-2" in rep.format_table() and "ball checks" in rep.format_table() and "ball checks" in rep.format_markdown()
 
 
 def test_cli_validate_l2_needs_a_domain(tmp_path, capsys):
