@@ -15,9 +15,9 @@ import numpy as np
 from ..core.network import Affine, MaxGroups, Network, ReLU
 from .interval import affine_interval, interval_bounds, propagate_interval
 from .layer_bounds import LayerBounds
-from .norm_ball import CONCRETIZE_TERMS, NormBall, concretize
+from .norm_ball import NormBall, padded_minimum
 from .optimiser import Adam
-from .padding import magnitude, pad_lower, padding_terms, round_up
+from .padding import magnitude, padding_terms, round_up
 
 
 def crown_bounds(network: Network, lower, upper, alpha="adaptive", known: LayerBounds | None = None,
@@ -314,13 +314,8 @@ def _backward(steps, lam, const, in_lo, in_hi, alphas=None, want_grad=False, bal
         if want_grad:
             seen.append(lam)
         lam, const = step.back(lam, const, alphas.get(i))
-    value, in_mag, point = concretize(lam, const, in_lo, in_hi, ball)
-    mag += in_mag
-    terms = padding_terms([len(in_lo)] + [s.width for s in steps], len(steps))
-    if ball is not None:  # the error of lam (times |x| <= the box's magnitude) as without a ball, and the dual's own
-        mag += np.abs(lam) @ magnitude(in_lo, in_hi)
-        terms += CONCRETIZE_TERMS
-    value = pad_lower(value, mag, terms)
+    value, point = padded_minimum(lam, const, in_lo, in_hi, ball, mag,
+                                  padding_terms([len(in_lo)] + [s.width for s in steps], len(steps)))
     if not want_grad:
         return value, None
     grads = {}

@@ -20,8 +20,8 @@ computed minimiser: for L1 the minimum of a convex piecewise-linear function wit
 lo, hi or the clipped kink, and all three are evaluated; for L2 any p in [lo, hi] gives the tangent
 bound q(p) + min(q'(p) (lo - p), q'(p) (hi - p)) <= min q, by convexity. What remains is the
 rounding of a sum of products, bounded by the magnitude returned next to the value (each term's
-absolute size, intermediates included) and padded by the caller with `padding.pad_lower` and
-CONCRETIZE_TERMS more terms than its backward pass needs.
+absolute size, intermediates included) and padded in `padded_minimum` with `padding.pad_lower` and
+CONCRETIZE_TERMS more terms than the backward pass needs.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .padding import magnitude
+from .padding import magnitude, pad_lower
 
-CONCRETIZE_TERMS = 16  # extra rounding steps per coordinate of the ball's dual, for the caller's padding
+CONCRETIZE_TERMS = 16  # extra rounding steps per coordinate of the ball's dual, for its padding
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,25 @@ class NormBall:
         if not (np.isfinite(self.radius) and self.radius >= 0):
             raise ValueError(f"ball radius must be finite and >= 0, not {self.radius}")
 
-    def contains(self, x) -> bool:
-        """||x - center|| <= radius, with the distance rounded up (never claims a point outside)."""
-        d = np.abs(np.asarray(x, dtype=np.float64) - self.center)
-        n = len(d)
-        if self.norm == "1":
-            dist = float(np.sum(d)) * (1 + (n + 2) * np.finfo(np.float64).eps)
-        else:
-            dist = float(np.sqrt(np.sum(d * d))) * (1 + (n + 4) * np.finfo(np.float64).eps)
-        return dist <= self.radius
+
+def padded_minimum(lam, const, lo, hi, ball: NormBall | None, mag, terms: int):
+    """The sound end of a backward pass: `concretize`, padded (padding.pad_lower) for the pass's own
+    rounding (`mag`, `terms`) and the concretisation's. With a ball, the error in lam is bounded as
+    without one (times the box's magnitude, which bounds |x| on the set) and the dual's own rounding
+    adds its magnitude and CONCRETIZE_TERMS terms. Returns (padded lower bounds, point)."""
+    value, own, point = concretize(lam, const, lo, hi, ball)
+    if ball is not None:
+        own = own + np.abs(lam) @ magnitude(lo, hi)
+        terms += CONCRETIZE_TERMS
+    return pad_lower(value, mag + own, terms), point
 
 
 def concretize(lam, const, lo, hi, ball: NormBall | None = None):
-    """min over the input set of each row of lam @ x + const: (value, magnitude, point).
+    """min over the input set of each row of lam @ x + const, unpadded: (value, magnitude, point).
 
-    value is the float bound before padding (pad it with `pad_lower(value, magnitude + the pass's own
-    magnitude, terms + CONCRETIZE_TERMS)` when a ball is given); point is a minimiser of the row's
-    Lagrangian (the box corner without a ball), inside [lo, hi]: the gradient of the bound with respect
-    to lam, and a candidate input. Works in the dtype of lam (float32 for steering passes).
+    value is the float bound before padding (`padded_minimum` pads it); point is a minimiser of the
+    row's Lagrangian (the box corner without a ball), inside [lo, hi]: the gradient of the bound with
+    respect to lam, and a candidate input. Works in the dtype of lam (float32 for steering passes).
     """
     if ball is None:
         value = np.maximum(lam, 0) @ lo + np.minimum(lam, 0) @ hi + const

@@ -63,8 +63,6 @@ def region_minimum(region, x0, label: int, j: int, norm: str, dlo, dhi, max_roun
     c_row = A[j] - A[label]
     c_rhs = -(c_row @ x0 + a[j] - a[label])  # c_row d >= c_rhs
     h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
     if norm == "2":  # columns d; min d.d
         h.addVars(n, fin(d_lo), fin(d_hi))
         h.passHessian(n, n, highspy.HessianFormat.kTriangular, np.arange(n + 1, dtype=np.int32),

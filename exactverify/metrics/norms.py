@@ -27,6 +27,15 @@ def norm_distance(x, x0, norm: str) -> float:
     raise ValueError(f"unknown norm {norm!r} (choose from inf, 1, 2)")
 
 
+def reach(x0, lo, hi, norm: str) -> float:
+    """The distance (rounded up, as `norm_distance`) from x0 to the farthest point of the box [lo, hi];
+    inf when the box is unbounded."""
+    x0, lo, hi = (np.asarray(a, dtype=np.float64) for a in (x0, lo, hi))
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return np.inf
+    return norm_distance(np.where(np.abs(lo - x0) > np.abs(hi - x0), lo, hi), x0, norm)
+
+
 def check_norm(norm) -> str:
     """The norm's canonical name ("inf", "1" or "2") from the spellings users type; ValueError for others."""
     norm = str(norm).lower().replace("l", "")

@@ -75,12 +75,12 @@ import numpy as np
 from ..core.network import Network
 from ..core.property import linf_ball, robustness_property
 from .bastani import bastani_estimate
-from .norms import check_norm, domain_arrays, norm_distance
+from .norms import check_norm, domain_arrays, reach
 from .radius_ball import BallChecker
 from .radius_attack import (Best, as_counterexample, attack, descend_all_classes, flip_margin, region_descent,
                             strict_point)
-from .radius_milp import (add_cut, certified_radius, l2_directions, margin_matrix, padded, radius_model,
-                          solve_milp)
+from .radius_milp import (add_cut, certified_radius, l2_directions, largest_certified, margin_matrix, padded,
+                          radius_model, solve_milp)
 
 EXACT_RTOL = 1e-6  # "exact": upper - lower <= EXACT_RTOL * max(1, upper)
 
@@ -243,8 +243,7 @@ class RadiusSearch:
         self.domain_radius = (float(np.max(np.maximum(self.x0 - self.dlo, self.dhi - self.x0)))
                               if self.finite_domain else math.inf)
         # the farthest point of the domain from x0 in the search norm: beyond it there is nothing to search
-        far = np.where(self.x0 - self.dlo > self.dhi - self.x0, self.dlo, self.dhi)
-        self.domain_reach = norm_distance(far, self.x0, self.norm) if self.finite_domain else math.inf
+        self.domain_reach = reach(self.x0, self.dlo, self.dhi, self.norm)
         if self.norm != "inf":
             from ..search.verifier import bounded_form
             self.balls = BallChecker(self.network, bounded_form(self.network), self.x0, self.label, self.norm,
@@ -262,8 +261,7 @@ class RadiusSearch:
             cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe,
                                            self.deadline)
         else:
-            cheap_lower = certified_radius(self.net_s, self.x0, self.label, self.dlo, self.dhi, r_probe,
-                                           self.deadline, certified=self.balls.certified)
+            cheap_lower = largest_certified(self.balls.certified, r_probe, self.deadline)
         self.stats["crown_lower"] = cheap_lower
         self.stats["crown_seconds"] = time.perf_counter() - t0
         return cheap_lower
@@ -372,21 +370,20 @@ class RadiusSearch:
         as the upper bound, and returns the status."""
         if self.norm != "inf":
             status = self.balls.check(r, time.perf_counter() + max(budget, 1e-3))
-            self.checks += 1
-            self.stats["checks"] = self.checks
-            self.stats.setdefault("check_log", []).append(self.balls.stats.log[-1])
-            return status
-        from ..search.verifier import verify
-        network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
-        prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
-        res = verify(network, prop, timeout=max(budget, 1e-3), seed=self.seed, attack_time=attack_time)
+            entry = self.balls.stats.log[-1]
+        else:
+            from ..search.verifier import verify
+            network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
+            prop = robustness_property(x0, r, label, network.output_size, (dlo, dhi))
+            res = verify(network, prop, timeout=max(budget, 1e-3), seed=self.seed, attack_time=attack_time)
+            status, entry = res.status, [float(r), res.status, round(res.seconds, 3)]
+            if res.status == "sat" and res.counterexample is not None:
+                xs = np.asarray(res.counterexample.x, dtype=np.float64)
+                self.best.offer(strict_point(network, x0, xs, label, "inf", dlo, dhi, self.seed), "check")
         self.checks += 1
         self.stats["checks"] = self.checks
-        self.stats.setdefault("check_log", []).append([float(r), res.status, round(res.seconds, 3)])
-        if res.status == "sat" and res.counterexample is not None:
-            xs = np.asarray(res.counterexample.x, dtype=np.float64)
-            self.best.offer(strict_point(network, x0, xs, label, "inf", dlo, dhi, self.seed), "check")
-        return res.status
+        self.stats.setdefault("check_log", []).append(entry)
+        return status
 
     # ------------------------------------------------------------------ 3: the exact MILPs
 
@@ -440,11 +437,10 @@ class RadiusSearch:
         lo, hi = linf_ball(x0, R_box, (self.dlo, self.dhi))
         lb = tightened_bounds(net_s, lo, hi, "crown")
         m_lo, m_hi = linear_objective_bounds(net_s, lb, self.C)  # bounds on y_label - y_j over the box
-        far = np.where(np.abs(lo - x0) > np.abs(hi - x0), lo, hi)
         stats["bounds_seconds"] = stats.get("bounds_seconds", 0.0) + time.perf_counter() - t0
         stats.setdefault("unstable", lb.unstable_counts(net_s))
         return {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "m_lo": m_lo, "m_hi": m_hi,
-                "t_full": norm_distance(far, x0, self.norm)}
+                "t_full": reach(x0, lo, hi, self.norm)}
 
     def final(self, bound: float) -> RadiusResult:
         """The result for the MILP stage's lower bound `bound`."""

@@ -8,15 +8,18 @@ here the same branch and bound runs over the ball itself:
    y_label - y_j. A class whose margin is > 0 over the ball cannot win there.
 2. ReLU splitting (`search.relu_split.ReluSplitter`) on the classes left, with the same ball in every
    domain's bound; its candidate points are offered as counterexamples.
-3. Domains with at most `LEAF_BINARIES` unstable ReLUs go to a small MILP: the radius MILP of
-   `radius_milp.radius_model` with the domain's bounds and t <= r (L1 rows exactly; L2 by tangent
-   cuts at each solution outside the ball). Infeasible refutes the domain; a solution inside the
-   ball is a candidate counterexample.
+   Before splitting on them, bounds that a short split does not settle are refined (search/refine.py).
+3. Leaves. L1: domains with at most `LEAF_BINARIES` unstable ReLUs go to a small MILP, the radius
+   MILP of `radius_milp.radius_model` with the domain's bounds and t <= r; infeasible refutes the
+   domain, a solution is a candidate counterexample. L2: fully split domains, where the network is
+   affine, go to a convex QP (the nearest flip) whose duals are checked in the domain's own padded
+   bound (`_qp_leaf`).
 
 Answers "unsat" (no point of the closed ball ties or beats the label: rho >= r), "sat" (a re-checked
 strict flip within distance r, now the upper bound of `best`), or "unknown"/"timeout". Every
 candidate on the way goes through `strict_point`, so even an undecided check can lower the upper
-bound. Soundness: unsat only from padded bounds over the ball or an infeasible MILP status.
+bound. Soundness: unsat only from padded bounds over the ball (the leaves' QP multipliers included) or
+an infeasible MILP status.
 """
 
 from __future__ import annotations
@@ -33,11 +36,10 @@ from ..core.property import OutputConstraint, linf_ball
 from ..search import relu_split
 from ..search.refine import refine_bounds
 from .radius_attack import Best, strict_point
-from .radius_milp import add_cut, margin_matrix, radius_model, solve_milp
+from .radius_milp import margin_matrix, radius_model, solve_milp
 
-LEAF_BINARIES = 12  # a domain with at most this many unstable ReLUs left is decided by a MILP
+LEAF_BINARIES = 12  # an L1 domain with at most this many unstable ReLUs left is decided by a MILP
 LEAF_SECONDS = 1.0  # the most one leaf MILP may take
-LEAF_CUTS = 30  # L2: tangent cuts per leaf before it stays open
 # A check first splits on the CROWN bounds for PROBE_SECONDS (or PROBE_SHARE of its time); if that does
 # not settle it, the bounds are refined (search/refine.py, REFINE_DOMAINS[0] per neuron side) for up to
 # REFINE_SHARE of the time left, and the split starts again on them for SPLIT_SHARE of the time left;
@@ -58,7 +60,6 @@ class BallCheckStats:
     checks: int = 0
     domains: int = 0
     leaves: int = 0
-    leaf_cuts: int = 0
     refine_seconds: float = 0.0
     seconds: float = 0.0
     log: list = field(default_factory=list)  # [radius, status, seconds] per check
@@ -116,7 +117,6 @@ class BallChecker:
         if not relu_split.supports(self.net_b):
             return "unknown"
         disjuncts = [OutputConstraint(self.C[k:k + 1], np.zeros(1)) for k in range(len(self.others))]
-        ball = lb.ball
 
         def offer(x, deeper=None):
             """A candidate: its strict flip (if one re-checks) offered to best; a counterexample if within r."""
@@ -129,7 +129,7 @@ class BallChecker:
             def leaf(domain_bounds, di, splits):
                 if self.norm == "2":
                     return self._qp_leaf(splitter, di, splits, offer)
-                return self._leaf(domain_bounds, di, r, ball, offer, until)
+                return self._leaf(domain_bounds, di, r, offer, until)
 
             splitter = relu_split.ReluSplitter(self.net_b, lb, disjuncts, offer, leaf=leaf,
                                                leaf_unstable=0 if self.norm == "2" else LEAF_BINARIES)
@@ -163,33 +163,25 @@ class BallChecker:
             return "unsat"
         return "timeout" if time.perf_counter() >= deadline else "unknown"
 
-    def _leaf(self, domain_bounds, di: int, r: float, ball: NormBall, offer, deadline: float):
-        """One domain's MILP with t <= r (L1: exact rows; L2: tangent cuts): True (refuted), a
-        counterexample, or False (left open). A solution that does not re-check (a tie at a vertex of
-        the flip region, where strict flips are a thin wedge) is retried once with the flip required
-        STRICT_MARGIN deep, and the re-check bisects between the two."""
+    def _leaf(self, domain_bounds, di: int, r: float, offer, deadline: float):
+        """One L1 domain's MILP with t <= r (the L1 rows are exact): True (refuted), a counterexample,
+        or False (left open). A solution that does not re-check (a tie at a vertex of the flip region,
+        where strict flips are a thin wedge) is retried once with the flip required STRICT_MARGIN
+        deep, and the re-check bisects between the two."""
         j = self.others[di]
         boundary = None
         for margin in (0.0, STRICT_MARGIN):
-            model, tcol = radius_model(self.net_b, domain_bounds, self.x0, self.label, [j], self.norm,
-                                       domain_bounds.input_lower, domain_bounds.input_upper, 0.0, r, margin=margin)
-            for _ in range(LEAF_CUTS + 1):
-                left = min(deadline - time.perf_counter(), LEAF_SECONDS)
-                if left <= 0:
-                    return False
-                res = solve_milp(model, left, None)
-                if res.status == "infeasible":
-                    return margin == 0.0  # (no deep flip is no proof: only the margin-0 model refutes)
-                if res.status != "optimal" or res.x is None:
-                    return False
-                x = res.x[model.input_cols]
-                if ball.contains(x) or self.norm == "1":
-                    break
-                dist = float(np.linalg.norm(x - self.x0))
-                model = add_cut(model, tcol, (x - self.x0) / dist * (1 - 1e-12), self.x0)
-                self.stats.leaf_cuts += 1
-            else:
+            model, _ = radius_model(self.net_b, domain_bounds, self.x0, self.label, [j], self.norm,
+                                    domain_bounds.input_lower, domain_bounds.input_upper, 0.0, r, margin=margin)
+            left = min(deadline - time.perf_counter(), LEAF_SECONDS)
+            if left <= 0:
                 return False
+            res = solve_milp(model, left, None)
+            if res.status == "infeasible":
+                return margin == 0.0  # (no deep flip is no proof: only the margin-0 model refutes)
+            if res.status != "optimal" or res.x is None:
+                return False
+            x = res.x[model.input_cols]
             ce = offer(x) if boundary is None else offer(boundary, deeper=x)
             if ce is not None:
                 return ce
@@ -248,8 +240,6 @@ _SCALES = (1.0, 1e2, 1e4, 1e6)  # multiples of an emptiness certificate's multip
 def _highs():
     from ..solvers.highs import new_highs
     h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
     for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
         h.setOptionValue(name, 1e-10)
     return h

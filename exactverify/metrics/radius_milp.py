@@ -58,13 +58,15 @@ def _certified(net_s: Network, lo, hi, C) -> tuple[bool, np.ndarray, object]:
     return bool(np.all(low > 0)), low, lb
 
 
-def certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline: float, iters: int = 14,
-                     certified=None) -> float:
-    """The largest radius (bisection in [0, r_hi]) at which CROWN proves the label; 0 if none.
-    certified(r): whether the ball of radius r is proven (default: CROWN over the L-inf box)."""
-    if certified is None:  # (then net_s is needed; with `certified` given it may be None)
-        C = margin_matrix(net_s.output_size, label)
-        certified = lambda r: _certified(net_s, *linf_ball(x0, r, (dlo, dhi)), C)[0]
+def certified_radius(net_s: Network, x0, label, dlo, dhi, r_hi: float, deadline: float, iters: int = 14) -> float:
+    """The largest L-inf radius (bisection in [0, r_hi]) at which CROWN proves the label; 0 if none."""
+    C = margin_matrix(net_s.output_size, label)
+    return largest_certified(lambda r: _certified(net_s, *linf_ball(x0, r, (dlo, dhi)), C)[0], r_hi, deadline, iters)
+
+
+def largest_certified(certified, r_hi: float, deadline: float, iters: int = 14) -> float:
+    """The largest radius in [0, r_hi] (bisection, `iters` halvings) with certified(radius) true; 0 if
+    none. certified(r) must be monotone: a proof for a ball holds for every smaller one."""
     lo_r, hi_r = 0.0, float(r_hi)
     if not math.isfinite(hi_r) or hi_r <= 0:
         return 0.0

@@ -52,7 +52,7 @@ from ..bounds.padding import pad_lower
 from ..core.errors import InputError
 from ..core.runtime import progress_bar
 from ..core.property import linf_ball, robustness_property
-from .norms import check_norm, domain_arrays, norm_distance
+from .norms import check_norm, domain_arrays, norm_distance, reach
 
 BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
 
@@ -125,14 +125,12 @@ class _Bounds:
         """The largest L1/L2 radius (bisection, to 2^-iters of the domain's reach) at which the method certifies."""
         key = (id(network), np.asarray(x, dtype=np.float64).tobytes(), int(label))
         if key not in self._radius:
-            from .radius_milp import certified_radius
+            from .radius_milp import largest_certified
             x = np.asarray(x, dtype=np.float64).ravel()
-            dlo, dhi = domain_arrays(self.domain, len(x))
-            far = np.where(x - dlo > dhi - x, dlo, dhi)
-            reach = norm_distance(far, x, self.norm) if np.all(np.isfinite(far)) else 10.0 * max(1.0, np.abs(x).max())
-            self._radius[key] = certified_radius(
-                None, x, label, dlo, dhi, reach, math.inf, iters=iters,
-                certified=lambda r: bool(np.all(self.margin_lower(network, x, r, label) > 0.0)))
+            # (validate asks L1/L2 questions only within a finite domain, so the reach is finite)
+            self._radius[key] = largest_certified(
+                lambda r: bool(np.all(self.margin_lower(network, x, r, label) > 0.0)),
+                reach(x, *domain_arrays(self.domain, len(x)), self.norm), math.inf, iters=iters)
         return self._radius[key]
 
 

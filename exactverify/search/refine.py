@@ -130,7 +130,7 @@ def _minimise(net: Network, lb: LayerBounds, C: np.ndarray, deadline: float, dom
     sp = ReluSplitter(net, lb, [], check=None)
     nu, n = sp.n_unstable, len(C)
     zeros = np.zeros((n, nu), dtype=np.int8)
-    alpha0 = np.tile(np.concatenate([r["alpha0"] for r in sp.relus]) if nu else np.zeros(0), (n, 1))
+    alpha0 = np.tile(sp.alpha0, (n, 1))
     dc = np.zeros(n)
     best, alpha, beta, lam_x, saved = sp.bound(C, dc, zeros, alpha0, np.zeros_like(alpha0), 2 * sp.iterations)
     count = n

@@ -19,8 +19,8 @@ The lower slopes alpha in [0, 1] of the unstable ReLUs and the betas are
 optimised per domain by projected gradient ascent (Adam, in float32, only to
 steer); every value of them gives a sound bound, so the bound reported is one
 float64 pass with the best values found, its rounding bounded and padded
-exactly as in bounds/crown.py (see the comment there; both pad with
-bounds/padding.py's `pad_lower`), with the beta terms' products and sums
+exactly as in bounds/crown.py (see the comment there; both end their pass in
+bounds/norm_ball.py's `padded_minimum`), with the beta terms' products and sums
 covered by counting |lam| on both sides of each ReLU step.
 A parent's bound also holds for its children and is kept where it is higher.
 
@@ -45,9 +45,9 @@ import numpy as np
 
 from ..bounds.crown import AffineStep, ReluStep
 from ..bounds.layer_bounds import LayerBounds
-from ..bounds.norm_ball import CONCRETIZE_TERMS, concretize
+from ..bounds.norm_ball import concretize, padded_minimum
 from ..bounds.optimiser import Adam
-from ..bounds.padding import magnitude, pad_lower, padding_terms
+from ..bounds.padding import padding_terms
 from ..core.network import Affine, Network, ReLU
 
 
@@ -102,7 +102,6 @@ class ReluSplitter:
         self.WT = [np.ascontiguousarray(w.T) for w in self.W]
         self.in_lo = np.asarray(lb.input_lower, dtype=np.float64)
         self.in_hi = np.asarray(lb.input_upper, dtype=np.float64)
-        self.in_mag = magnitude(self.in_lo, self.in_hi)
         # the relaxation constants are bounds/crown.py's own backward steps, built from the root bounds:
         # the affine scales |W| |input| + |b| and the ReLU upper lines (rounded up) and scales
         self.aff_scale = [AffineStep(layer, *lb.pre_activation(2 * k)).scale
@@ -121,11 +120,10 @@ class ReluSplitter:
             })
             offset += len(unstable)
         self.n_unstable = offset
+        self.alpha0 = np.concatenate([r["alpha0"] for r in self.relus])  # the root's lower slopes, all layers
         widths = [len(self.in_lo)] + [w.shape[0] for w in self.W] + [w.shape[1] for w in self.W]
         self.terms = padding_terms(widths, 2 * len(self.W) - 1)  # the pass steps through every layer
         self.ball = lb.ball  # an L1 or L2 ball within the box, or None: the bounds are over the box only
-        if self.ball is not None:
-            self.terms += CONCRETIZE_TERMS
         # every row c.y - d of every disjunct; the search keeps one per disjunct, the row whose root
         # bound is highest (a disjunct is refuted where any of its rows is > 0)
         self.rows_c, self.rows_d = [], []
@@ -187,12 +185,10 @@ class ReluSplitter:
                 with np.errstate(over="ignore", invalid="ignore"):
                     mag += (np.abs(lam) + np.abs(lam_z)) @ info["scale"] + np.abs(const)
             lam = lam_z
-        value, in_mag, point = concretize(lam, const, in_lo, in_hi, self.ball)
-        if not fast:
-            mag += in_mag
-            if self.ball is not None:  # as in crown._backward: lam's own error, then the ball's dual
-                mag += np.abs(lam) @ self.in_mag
-            value = pad_lower(value, mag, self.terms)
+        if fast:
+            value, _, point = concretize(lam, const, in_lo, in_hi, self.ball)
+        else:
+            value, point = padded_minimum(lam, const, in_lo, in_hi, self.ball, mag, self.terms)
         if not want_grad:
             return value, lam, saved, None
         g = point  # d value / d lam at the input: the minimiser over the input set
@@ -298,7 +294,7 @@ class ReluSplitter:
         dc = np.concatenate([self.rows_d[di] for di in open_disjuncts])
         owner = np.concatenate([np.full(len(self.rows_d[di]), di) for di in open_disjuncts])
         zeros = np.zeros((len(dc), nu), dtype=np.int8)
-        alpha0 = np.tile(np.concatenate([r["alpha0"] for r in self.relus]), (len(dc), 1))
+        alpha0 = np.tile(self.alpha0, (len(dc), 1))
         best, alpha, beta, lam_x, saved = self.bound(C, dc, zeros, alpha0, np.zeros_like(alpha0), 4 * self.iterations)
         self.stats.domains += len(dc)
         ce = self._try_points(C, dc, owner, lam_x, best)
@@ -373,7 +369,7 @@ class ReluSplitter:
         lower slopes for the neurons left free."""
         C, dc = self.rows_c[di], self.rows_d[di]
         k = len(dc)
-        alpha = np.tile(np.concatenate([r["alpha0"] for r in self.relus]), (k, 1))
+        alpha = np.tile(self.alpha0, (k, 1))
         value, _, _, _ = self._pass(C, dc, np.tile(splits, (k, 1)), alpha,
                                     np.tile(np.maximum(beta, 0.0), (k, 1)), want_grad=False)
         return float(np.max(value))

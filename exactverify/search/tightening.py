@@ -157,8 +157,6 @@ class _Solver:
         self.integer = integer
         self.h = new_highs()
         h = self.h
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
         h.setOptionValue("mip_rel_gap", 1e-4)
         model.objective = np.zeros(model.num_cols)
         h.passModel(_to_highs_lp(model, highspy))

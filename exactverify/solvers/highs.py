@@ -46,8 +46,6 @@ def solve_highs(model, time_limit: float = 60.0, on_solution=None, seed: int = 0
     start = time.perf_counter()
     deadline = start + max(time_limit, 0.0)
     h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
     # HiGHS checks its time limit only between root separation rounds, and on large models a round
     # can take 5 s or more (ERAN 9x200: a 26 s limit ended at 31 s): give it a margin there
     margin = min(5.0, 0.2 * time_limit) if large_model(model) else 0.0
@@ -139,13 +137,20 @@ def run_highs(h):
 
 
 def new_highs():
-    """A quiet `highspy.Highs()`.
+    """A quiet, single-threaded `highspy.Highs()` (output_flag off, threads 1).
 
     HiGHS prints its banner on C-level stdout when the first instance of a
     process is made, before any option can be set; the CLI's first stdout line
     must be the verdict, so that first construction runs with fd 1 pointed at
     /dev/null.
     """
+    h = _construct_silently()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
+def _construct_silently():
     import highspy
     global _banner_silenced
     if _banner_silenced:
