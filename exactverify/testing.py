@@ -225,3 +225,22 @@ def make_instance(seed: int):
     prop = Property(n_in, n_out, cases, source=f"oracle-{seed}")
     expected = "sat" if min(margins) <= 0 else "unsat"
     return net, prop, expected, margins
+
+
+# ---------------------------------------------------------------- tasks for the runner tests (core/runner.py)
+# module-level, so that they travel to worker processes and Dask workers by reference
+
+_REMEMBERED: dict = {}
+
+
+def remember(value) -> None:
+    """A runner initializer: keep `value` in this worker process."""
+    _REMEMBERED["value"] = value
+
+
+def slow_echo(item):
+    """A runner task: sleep item[1] seconds, then (item[0], the value `remember` kept here, this process's id)."""
+    import os
+    import time
+    time.sleep(item[1])
+    return item[0], _REMEMBERED.get("value"), os.getpid()

@@ -39,6 +39,8 @@ def register(sub) -> None:
     options.add_json(p)
     options.add_markdown(p)
     options.add_workers(p, over="the claims", default=1)
+    options.add_scheduler(p, over="the claims")
+    options.add_resume(p, unit="claims")
     options.add_filter(p, unit="claims")
     p.add_argument("--only-problems", action="store_true", help="list only WRONG and undecided claims")
     options.add_progress(p, default=True)
@@ -58,16 +60,19 @@ def run(args) -> int:
     if args.filter:
         rx = options.compile_filter(args.filter)
         only = lambda c: rx.search(f"{c.network} {c.property}") is not None  # noqa: E731
+    runner = options.runner(args)
+    progress_file = options.progress_file(args, args.json, args.markdown)
     try:
         report = audit(args.results, root=args.root, timeout=args.timeout, tool=args.tool, year=args.year,
-                       workers=options.resolve_workers(args.workers), ground_truth=args.ground_truth,
-                       progress=args.progress, only=only, witnesses=args.witnesses)
+                       workers=runner.workers, scheduler=runner.scheduler, ground_truth=args.ground_truth,
+                       progress=args.progress, only=only, witnesses=args.witnesses, resume_path=progress_file)
     except Interrupted as stop:  # the finished claims are kept, the JSON marked as interrupted
         options.keep_finished(stop, (args.json, args.markdown),
-                              lambda partial: _write(args, partial, format_markdown, interrupted=True))
+                              lambda partial: _write(args, partial, format_markdown, interrupted=True), progress_file)
         raise
     print(format_table(report, all_rows=not args.only_problems))
     _write(args, report, format_markdown)
+    options.drop_progress_file(args, progress_file)
     return 1 if report.wrong else 0
 
 

@@ -19,6 +19,8 @@ def register(sub) -> None:
     options.add_tightening(p)
     options.add_solver(p)
     options.add_workers(p, over="the instances", default=None)
+    options.add_scheduler(p, over="the instances")
+    options.add_resume(p, unit="instances")
     options.add_filter(p, unit="instances")
     options.add_limit(p, unit="instances (after --filter)")
     options.add_progress(p, default=True)
@@ -32,16 +34,27 @@ def run(args) -> int:
 
     if args.filter:
         options.compile_filter(args.filter)  # a bad pattern is bad input, not a crash inside the run
+    runner = options.runner(args)
+    progress_file = options.progress_file(args, args.out, args.json)
+
+    def stream(finished):  # the csv holds every finished instance, whole, as each one ends
+        if args.out:
+            from ..core.files import write_atomic
+            write_atomic(args.out, finished.to_csv())
+
     try:
         report = run_instances(args.instances, ground_truth=args.ground_truth, timeout=args.timeout,
                                bounds=args.bounds or "crown", pattern=args.filter, limit=args.limit,
-                               progress=args.progress, workers=options.resolve_workers(args.workers),
-                               verify_options={"tightening": options.tightening(args), "solver": args.solver})
+                               progress=args.progress, workers=runner.workers, scheduler=runner.scheduler,
+                               verify_options={"tightening": options.tightening(args), "solver": args.solver},
+                               resume_path=progress_file, on_progress=stream)
     except Interrupted as stop:  # the finished instances are kept, the JSON marked as interrupted
-        options.keep_finished(stop, (args.out, args.json), lambda partial: _write(args, partial, interrupted=True))
+        options.keep_finished(stop, (args.out, args.json), lambda partial: _write(args, partial, interrupted=True),
+                              progress_file)
         raise
     print(format_summary(report))
     _write(args, report)
+    options.drop_progress_file(args, progress_file)
     return 0
 
 

@@ -97,6 +97,15 @@ def plot_file(flag: str = "--plot"):
     return check
 
 
+def scheduler_address(text: str) -> str:
+    """An argparse `type=` for `--scheduler`: an address, and dask.distributed installed to reach it."""
+    from ..core.runner import scheduler_problem
+    problem = scheduler_problem(text)
+    if problem:
+        raise _bad_value("--scheduler", text, problem)
+    return text
+
+
 # ---------------------------------------------------------------- inputs
 
 def add_network(p) -> None:
@@ -196,6 +205,22 @@ def add_workers(p, over: str, default: int | None) -> None:
                    help=f"worker processes for {over}; 1: all in this process (default{shown})")
 
 
+def add_scheduler(p, over: str) -> None:
+    """`--scheduler ADDRESS`: run the batch on a Dask cluster (core/runner.py) instead of local processes."""
+    p.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
+                   help=f"run {over} on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786) "
+                        'instead of --workers local processes; needs pip install "exactverify[cluster]"; '
+                        "the files named must be visible to the workers")
+
+
+def add_resume(p, unit: str) -> None:
+    """`--resume JSONL`: the progress file (core/journal.py) that finished tasks stream to and a rerun skips."""
+    p.add_argument("--resume", type=output_file("--resume", appended=True), metavar="JSONL",
+                   help=f"progress file: finished {unit} are appended as they end, and a rerun with the same file "
+                        "skips them (default: OUT.progress.jsonl beside the --json or --out file OUT, removed "
+                        "once the report is written)")
+
+
 def add_progress(p, default: bool | None) -> None:
     """`--progress/--no-progress`: progress on stderr; None shows it when stderr is a terminal."""
     shown = "when stderr is a terminal" if default is None else ("on" if default else "off")
@@ -246,6 +271,30 @@ def resolve_workers(n: int | None) -> int:
     return n
 
 
+def runner(args):
+    """The core.runner.Runner of `--workers` and `--scheduler`; with a scheduler, checked to answer before any work."""
+    from ..core.runner import Runner, check_scheduler
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler:
+        check_scheduler(scheduler)
+    return Runner(resolve_workers(args.workers), scheduler)
+
+
+def progress_file(args, *outputs) -> str | None:
+    """The progress file of a batch run: `--resume`, else the first given output + ".progress.jsonl", else None."""
+    if args.resume:
+        return args.resume
+    first = next((o for o in outputs if o), None)
+    return f"{first}.progress.jsonl" if first else None
+
+
+def drop_progress_file(args, path) -> None:
+    """Remove the default progress file once the report holds everything (a --resume file is the user's: kept)."""
+    import os
+    if path and not args.resume and os.path.exists(path):
+        os.unlink(path)
+
+
 def compile_filter(pattern: str):
     """The compiled `--filter` pattern; InputError when it is not a regular expression."""
     import re
@@ -284,12 +333,18 @@ def load_instance(args):
     return net, prop
 
 
-def keep_finished(stop, outputs, write) -> None:
+def keep_finished(stop, outputs, write, progress_file=None) -> None:
     """After an interrupted batch (`stop`, an `Interrupted`): `write(stop.partial)` what had finished to the
-    given outputs, whole (further interrupts ignored meanwhile), and say where in the line printed."""
+    given outputs, whole (further interrupts ignored meanwhile), and say where in the line printed, with
+    the progress file a rerun resumes from."""
     from ..core.runtime import ignoring_interrupts
     outputs = [p for p in outputs if p]
-    if stop.partial is not None and stop.partial.rows and outputs:
+    finished = stop.partial is not None and stop.partial.rows
+    kept = []
+    if finished and outputs:
         with ignoring_interrupts():
             write(stop.partial)
-        stop.kept = "finished ones written to " + " and ".join(outputs)
+        kept.append("finished ones written to " + " and ".join(outputs))
+    if finished and progress_file:
+        kept.append(f"progress in {progress_file}; run again to resume")
+    stop.kept = "; ".join(kept)

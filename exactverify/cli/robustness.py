@@ -7,15 +7,15 @@ and severity (the mean rho over those). Misclassified points are listed separate
 --baseline, Bastani's own estimate (the LP in the linear region of each point) is reported next to
 it. See exactverify/metrics/radius.py for the method and its guarantees.
 
-Finished points are appended to a progress file (--resume; by default OUT.progress.jsonl when
---json OUT is given) as they come in, so an interrupted run picks up where it stopped; the file is
+The points run on --workers local processes or on a Dask cluster (--scheduler). Finished points
+are appended to a progress file (--resume; by default OUT.progress.jsonl when --json OUT is
+given) as they come in, so an interrupted run picks up where it stopped; the default file is
 removed once the JSON report is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
 from . import options
 
@@ -36,15 +36,14 @@ def register(sub) -> None:
     options.add_eps(p, several=True, required=False)
     options.add_timeout(p, per="point")
     options.add_workers(p, over="the points", default=1)
+    options.add_scheduler(p, over="the points")
     options.add_limit(p)
     options.add_scale(p, default=None)  # None, not 1: "forgot --scale?" is only suggested when it was not given
     options.add_json(p)
     options.add_plot(p, what="the number of points with rho <= eps against eps")
     p.add_argument("--baseline", action="store_true",
                    help="also compute Bastani et al.'s estimate (LP in the linear region of each point)")
-    p.add_argument("--resume", type=options.output_file("--resume", appended=True), metavar="JSONL",
-                   help="progress file: finished points are appended and not redone on a rerun "
-                        "(default OUT.progress.jsonl with --json)")
+    options.add_resume(p, unit="points")
     p.add_argument("--disjunction", choices=["per_class", "binary"], default="per_class",
                    help=argparse.SUPPRESS)  # the MILP formulation of the label change (for measurements)
     options.add_progress(p, default=True)
@@ -73,20 +72,18 @@ def run(args) -> int:
             raise InputError(args.data, f"point {i} lies outside --domain {lo:g} {hi:g}"
                                         f"{' (forgot --scale?)' if args.scale is None else ''}")
         domain = (lo, hi)
-    resume = args.resume or (f"{args.json}.progress.jsonl" if args.json else None)
-
+    runner = options.runner(args)
+    resume = options.progress_file(args, args.json)
     report = dataset_robustness(net, X, y, norm=args.norm, domain=domain, eps_list=args.eps, timeout=args.timeout,
-                                workers=options.resolve_workers(args.workers), resume_path=resume,
-                                progress=args.progress,
-                                baseline=args.baseline, disjunction=args.disjunction)
+                                workers=runner.workers, scheduler=runner.scheduler, resume_path=resume,
+                                progress=args.progress, baseline=args.baseline, disjunction=args.disjunction)
     report["config"]["network"] = str(args.network)
     report["config"]["data"] = str(args.data)
     report["config"]["scale"] = args.scale
     print(format_report(report))
     if args.json:
         options.write_json(args.json, report, indent=1)
-        if not args.resume and os.path.exists(resume):
-            os.unlink(resume)
+        options.drop_progress_file(args, resume)
     if args.plot:
         plot_metrics(report, args.plot)
     return 0

@@ -42,6 +42,9 @@ def register(sub) -> None:
     options.add_json(p)
     options.add_markdown(p)
     options.add_plot(p, what="certified vs exact radius, or certified counts per eps")
+    options.add_workers(p, over="the points", default=1)
+    options.add_scheduler(p, over="the points")
+    options.add_resume(p, unit="points")
     options.add_progress(p, default=True)
     p.set_defaults(run=run)
 
@@ -58,9 +61,12 @@ def run(args) -> int:
         raise InputError(None, f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(BUILTIN)}")
     net = load_network(args.network)
     X, y = load_data(args.data, scale=args.scale, limit=args.limit)
+    runner = options.runner(args)
+    progress_file = options.progress_file(args, args.json, args.markdown)
     report = validate(net, X, y, args.eps, methods=methods, norm=args.norm, domain=args.domain,
                       timeout=args.timeout, exact_radius=False if args.no_radius else None,
-                      progress=args.progress)
+                      progress=args.progress, workers=runner.workers, scheduler=runner.scheduler,
+                      resume_path=progress_file)
     report.network = str(args.network)
     print(report.format_table())
     if args.json:
@@ -71,4 +77,5 @@ def run(args) -> int:
     if args.plot:
         report.plot(args.plot)
         print(f"wrote {args.plot}")
+    options.drop_progress_file(args, progress_file)
     return 0

@@ -33,6 +33,7 @@ counterexample or an `unsat` proof, so a WRONG is as trustworthy as those.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 import time
@@ -41,7 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.runtime import Interrupted, progress_bar, worker_pool
+from ..core.journal import Journal
+from ..core.runner import Runner
+from ..core.runtime import Interrupted, progress_bar
 
 CLAIMS_UNSAT = ("holds", "unsat", "safe", "verified", "robust")
 CLAIMS_SAT = ("violated", "sat", "unsafe", "falsified", "not_robust")
@@ -306,7 +309,7 @@ def convert_long(long_csv, tool, year, out=None, root=None) -> str:
 
 def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, workers: int = 1,
           ground_truth=None, progress: bool = False, verify_options=None, only=None,
-          witnesses=None) -> AuditReport:
+          witnesses=None, scheduler: str | None = None, resume_path=None) -> AuditReport:
     """Check every claim of a results csv exactly; see the module docstring.
 
     ground_truth: optional csv (network, property, expected; matched by file
@@ -316,7 +319,9 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
     ((X_0 v) ...), as shared/benchmarks/acasxu/witnesses holds them: a
     witness that re-checks (the same float64 and float32 check as any `sat`)
     answers its instance `sat` without running verify; one that does not is
-    ignored.
+    ignored. The claims run on `workers` local processes or on the Dask cluster at `scheduler`;
+    finished ones are appended to `resume_path` (a core.journal.Journal), and those it holds are
+    not checked again.
     """
     from ..loaders import load_network
     from ..loaders.vnnlib import load_vnnlib
@@ -349,27 +354,31 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
         wdir = Path(witnesses)
         if not wdir.is_dir():
             raise InputError(wdir, "witness folder not found")
-    jobs = [(i, str(c.network_path), str(c.property_path), float(timeout), verify_options or {},
-             _witness_file(wdir, c)) for i, c in enumerate(todo)]
-    done: list = [None] * len(jobs)
-    bar = progress_bar(len(jobs), progress, unit="claim")
-    workers = max(1, min(int(workers or 1), len(jobs) or 1))
+    runner = Runner(max(1, int(workers or 1)), scheduler)
+    problem = runner.shared_paths_problem([p for c in todo for p in (c.network_path, c.property_path)])
+    if problem:
+        raise InputError(results_csv, problem)
+    config = {"results_csv": str(Path(results_csv).resolve()), "root": report.root, "tool": report.tool,
+              "year": report.year, "timeout": float(timeout), "verify_options": verify_options or {},
+              "witnesses": None if wdir is None else str(wdir.resolve())}
+    journal = Journal(resume_path, config, key="line") if resume_path else None
+    finished = journal.finished if journal else {}
+    done = {c.line: _outcome_of(finished[c.line]) for c in todo if c.line in finished}
+    jobs = [(c.line, str(Path(c.network_path).resolve()), str(Path(c.property_path).resolve()), float(timeout),
+             verify_options or {}, _witness_file(wdir, c)) for c in todo if c.line not in done]
+    bar = progress_bar(len(todo), progress, unit="claim", initial=len(done))
     try:
-        if workers == 1:
-            for job in jobs:
-                i, res = _check(job)
-                done[i] = res
+        with journal if journal and jobs else contextlib.nullcontext(), runner.results(_check, jobs) as results:
+            for line, res in results:
+                done[line] = res
+                if journal:
+                    journal.append({"line": line, **res})
                 _tick(bar, done, todo)
-        else:
-            with worker_pool(workers) as pool:
-                for i, res in pool.imap_unordered(_check, jobs):
-                    done[i] = res
-                    _tick(bar, done, todo)
     except KeyboardInterrupt:
         # the workers are stopped; the finished claims go back to the caller to keep
         _add_rows(report, todo, done, truth)
         report.seconds = time.perf_counter() - t0
-        raise Interrupted(len(report.rows), len(jobs), "claims", partial=report) from None  # no local: no cycle
+        raise Interrupted(len(report.rows), len(todo), "claims", partial=report) from None  # no local: no cycle
     finally:
         if bar is not None:
             bar.close()
@@ -378,8 +387,14 @@ def audit(results_csv, root=None, timeout: float = 60.0, tool=None, year=None, w
     return report
 
 
-def _add_rows(report, todo, done, truth) -> None:
-    for c, res in zip(todo, done):
+def _outcome_of(record: dict) -> dict:
+    """A claim's outcome (what `_check` returns) back from its progress-file record."""
+    return {k: v for k, v in record.items() if k != "line"}
+
+
+def _add_rows(report, todo, done: dict, truth) -> None:
+    for c in todo:
+        res = done.get(c.line)
         if res is None:  # not finished (an interrupted run)
             continue
         row = AuditRow(c.line, c.network, c.property, c.result, c.claim, extra=dict(c.extra), **res)
@@ -391,7 +406,7 @@ def _add_rows(report, todo, done, truth) -> None:
 def _tick(bar, done, todo):
     if bar is None:
         return
-    wrong = sum(1 for c, r in zip(todo, done) if r is not None and r["exact"] in ("sat", "unsat")
+    wrong = sum(1 for c in todo if (r := done.get(c.line)) is not None and r["exact"] in ("sat", "unsat")
                 and r["exact"] != c.claim)
     bar.set_postfix_str(f"WRONG {wrong}")
     bar.update(1)

@@ -9,17 +9,20 @@ shared/benchmarks name them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.runtime import Interrupted, default_workers, progress_bar, worker_pool
+from ..core.journal import Journal
+from ..core.runner import Runner
+from ..core.runtime import Interrupted, default_workers, progress_bar
 
 
 @dataclass
@@ -146,11 +149,15 @@ def read_ground_truth(path) -> dict:
 
 
 def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown", pattern=None, limit=None,
-                  progress=True, verify_options=None, workers: int = 1) -> BenchReport:
-    """Run the instances; `workers` > 1 runs them on that many processes (0: one per core).
+                  progress=True, verify_options=None, workers: int = 1, scheduler: str | None = None,
+                  resume_path=None, on_progress=None) -> BenchReport:
+    """Run the instances on `workers` processes (0: one per core) or on the Dask cluster at `scheduler`.
 
-    Each instance's time is measured where it runs, so per-instance figures
-    do not depend on the number of workers (as long as workers <= cores).
+    Each instance's time is measured where it runs, so per-instance figures do not depend on the
+    number of workers (as long as workers <= cores). Finished instances are appended to
+    `resume_path` (a core.journal.Journal) as they end, and those it already holds are not run
+    again; `on_progress(report)` is called with the finished ones each time an instance ends (the
+    command line rewrites its csv then).
     On Ctrl-C (or SIGTERM under the command line) the workers are stopped and `Interrupted` is
     raised with the finished instances as a BenchReport in its `partial`.
     """
@@ -161,47 +168,66 @@ def run_instances(instances_csv, ground_truth=None, timeout=None, bounds="crown"
         instances = [i for i in instances if rx.search(f"{i.network} {i.property}")]
     if limit is not None:
         instances = instances[:limit]
-    jobs = [(inst, timeout if timeout is not None else inst.timeout,
-             truth.get((inst.network.name, inst.property.name), ""), bounds, verify_options or {})
-            for inst in instances]
+    verify_options = verify_options or {}
     workers = default_workers() if not workers or workers < 1 else int(workers)
-    workers = min(workers, len(jobs))
+    runner = Runner(workers, scheduler)
+    problem = runner.shared_paths_problem([p.resolve() for i in instances for p in (i.network, i.property)])
+    if problem:
+        raise InputError(instances_csv, problem)
+    config = {"instances_csv": str(Path(instances_csv).resolve()), "timeout": timeout, "bounds": bounds,
+              "verify_options": verify_options}
+    journal = Journal(resume_path, config, key="line") if resume_path else None
+    finished = journal.finished if journal else {}
+    rows: dict = {inst.line: _row_of(finished[inst.line]) for inst in instances if inst.line in finished}
+    # absolute paths: a task may run in another folder, or on another machine of a cluster
+    jobs = [(inst.line, Instance(inst.network.resolve(), inst.property.resolve(), inst.timeout, inst.line,
+                                 inst.listed),
+             timeout if timeout is not None else inst.timeout,
+             truth.get((inst.network.name, inst.property.name), ""), bounds, verify_options)
+            for inst in instances if inst.line not in rows]
     report = BenchReport(str(instances_csv))
-    rows: list = [None] * len(jobs)
-    bar = progress_bar(len(jobs), progress)
+    order = [inst.line for inst in instances]
+    bar = progress_bar(len(instances), progress, initial=len(rows))
 
-    def done(i, row):
-        rows[i] = row
-        report.rows = [r for r in rows if r is not None]
-        if bar is not None:
-            s = report.summary()
-            bar.set_postfix_str(f"decided {s['decided']} wrong {s['wrong']}")
-            bar.update(1)
+    def keep():
+        report.rows = [rows[line] for line in order if line in rows]
 
     try:
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                done(i, run_instance(*job))
-        else:
-            with worker_pool(workers) as pool:
-                for i, row in pool.imap_unordered(_run_indexed, list(enumerate(jobs))):
-                    done(i, row)
+        with journal if journal and jobs else contextlib.nullcontext(), \
+                runner.results(_run_numbered, jobs) as results:
+            for line, row in results:
+                rows[line] = row
+                if journal:
+                    journal.append({"line": line, **asdict(row)})
+                keep()
+                if on_progress is not None:
+                    on_progress(report)
+                if bar is not None:
+                    s = report.summary()
+                    bar.set_postfix_str(f"decided {s['decided']} wrong {s['wrong']}")
+                    bar.update(1)
     except KeyboardInterrupt:
         # the workers are stopped; the finished instances go back to the caller to keep
         # raised as it is made: an exception held in a local would make a cycle through this frame, and the
         # pool it references would be collected at exit ("Exception ignored in Pool.__del__")
-        report.rows = [r for r in rows if r is not None]
-        raise Interrupted(len(report.rows), len(jobs), "instances", partial=report) from None
+        keep()
+        raise Interrupted(len(report.rows), len(instances), "instances", partial=report) from None
     finally:
         if bar is not None:
             bar.close()
-    report.rows = [r for r in rows if r is not None]
+    keep()
     return report
 
 
-def _run_indexed(item):
-    i, job = item
-    return i, run_instance(*job)
+def _row_of(record: dict) -> InstanceResult:
+    """An InstanceResult back from its progress-file record."""
+    names = {f.name for f in fields(InstanceResult)}
+    return InstanceResult(**{k: v for k, v in record.items() if k in names})
+
+
+def _run_numbered(item):
+    line, *job = item
+    return line, run_instance(*job)
 
 
 # onnxruntime_recheck's answer when onnxruntime is not installed (an optional extra: exactverify[recheck])

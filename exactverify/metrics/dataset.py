@@ -8,17 +8,16 @@ denominator; misclassified points are reported separately, as the paper does).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.files import json_default
+from ..core.journal import Journal
 from ..core.network import Network
-from ..core.runtime import Interrupted, held_interrupts, progress_bar, worker_pool
+from ..core.runner import Runner
+from ..core.runtime import Interrupted, progress_bar
 from .bastani import bastani_estimate
 from .norms import check_norm
 from .radius import EXACT_RTOL, pointwise_robustness
@@ -81,48 +80,14 @@ def _config(network: Network, norm, domain, timeout, n_points) -> dict:
             "timeout": float(timeout), "points": int(n_points)}
 
 
-def _read_resume(path: Path, config: dict) -> dict:
-    """Finished records by index from a resume file; InputError if it belongs to another run."""
-    done: dict = {}
-    if not path.exists():
-        return done
-    with open(path) as f:
-        lines = f.read().splitlines()
-    for k, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if k == len(lines) - 1:
-                continue  # a line cut off by the interruption
-            raise InputError(path, f"line {k + 1} is not JSON")
-        if "config" in rec:
-            theirs = {key: rec["config"].get(key) for key in ("inputs", "norm", "domain")}
-            ours = {key: config.get(key) for key in ("inputs", "norm", "domain")}
-            if theirs != ours:
-                raise InputError(path, f"resume file was written for a different run ({theirs} vs {ours})")
-            continue
-        if "index" in rec:
-            done[int(rec["index"])] = rec
-    return done
-
-
-def _drop_cut_line(path: Path) -> None:
-    """Drop a last line that lacks its newline (a run killed while writing it), so appended records start a line."""
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-
-
 def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, eps_list=(), timeout: float = 60.0,
                        workers: int = 1, resume_path=None, progress: bool = True, baseline: bool = False,
-                       disjunction: str = "per_class") -> dict:
+                       disjunction: str = "per_class", scheduler: str | None = None) -> dict:
     """rho for every point of (X, y) and Bastani's phi and mu per eps; see the module docstring.
 
-    Finished points are appended to `resume_path` (jsonl) as they come in; points already in that
-    file are not recomputed. Returns a dict with `points` (sorted by index), `metrics` (one entry
+    The points run on `workers` local processes, or on the Dask cluster at `scheduler`
+    (core/runner.py). Finished points are appended to `resume_path` (a core.journal.Journal) as
+    they come in; points already in that file are not recomputed. Returns a dict with `points` (sorted by index), `metrics` (one entry
     per eps) and `summary`. On Ctrl-C (or SIGTERM under the command line) the workers are stopped
     and `Interrupted` is raised; the finished points are in `resume_path`.
     """
@@ -130,54 +95,28 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     y = np.asarray(y, dtype=np.int64).ravel()
     config = _config(network, norm, domain, timeout, len(X))
-    done: dict = {}
-    resume = Path(resume_path) if resume_path else None
-    if resume is not None:
-        done = _read_resume(resume, config)
-        done = {i: r for i, r in done.items() if i < len(X)}
+    journal = Journal(resume_path, config, key="index", match=("inputs", "norm", "domain")) if resume_path else None
+    records = {i: r for i, r in (journal.finished if journal else {}).items() if i < len(X)}
     options = {"norm": norm, "domain": None if domain is None else (float(domain[0]), float(domain[1])),
                "timeout": float(timeout), "baseline": bool(baseline), "disjunction": disjunction}
-    todo = [(i, X[i], int(y[i])) for i in range(len(X)) if i not in done]
-    records = dict(done)
-    fh = None
-    if resume is not None and todo:
-        new_file = not resume.exists() or resume.stat().st_size == 0
-        if not new_file:
-            _drop_cut_line(resume)
-        fh = open(resume, "a")
-        if new_file:
-            fh.write(json.dumps({"config": config}) + "\n")
-            fh.flush()
-    bar = progress_bar(len(X), progress, unit="pt", initial=len(done))
-
-    def finish(rec):
-        records[rec["index"]] = rec
-        if fh is not None:
-            line = json.dumps(rec, default=json_default) + "\n"
-            with held_interrupts():  # a Ctrl-C lands after the line, never inside it
-                fh.write(line)
-                fh.flush()
-        if bar is not None:
-            exact = sum(1 for r in records.values() if r["status"] == "exact")
-            bar.set_postfix_str(f"exact {exact}")
-            bar.update(1)
-
+    todo = [(i, X[i], int(y[i])) for i in range(len(X)) if i not in records]
+    runner = Runner(max(1, int(workers or 1)), scheduler)
+    bar = progress_bar(len(X), progress, unit="pt", initial=len(records))
     try:
-        workers = max(1, int(workers or 1))
-        if workers == 1 or len(todo) <= 1:
-            for item in todo:
-                finish(_point_record(network, *item, options))
-        else:
-            with worker_pool(min(workers, len(todo)), _worker_init, (network, options)) as pool:
-                for rec in pool.imap_unordered(_run_point, todo):
-                    finish(rec)
+        with journal if journal and todo else contextlib.nullcontext(), \
+                runner.results(_run_point, todo, _worker_init, (network, options)) as results:
+            for rec in results:
+                records[rec["index"]] = rec
+                if journal:
+                    journal.append(rec)
+                if bar is not None:
+                    bar.set_postfix_str(f"exact {sum(r['status'] == 'exact' for r in records.values())}")
+                    bar.update(1)
     except KeyboardInterrupt:
-        # the workers are stopped; the finished points are in the resume file, whole lines
-        kept = f"kept in {resume}; run again to resume" if resume is not None and len(records) else ""
+        # the workers are stopped; the finished points are in the progress file, whole lines
+        kept = f"kept in {journal.path}; run again to resume" if journal and records else ""
         raise Interrupted(len(records), len(X), "points", kept) from None
     finally:
-        if fh is not None:
-            fh.close()
         if bar is not None:
             bar.close()
     points = [records[i] for i in sorted(records)]

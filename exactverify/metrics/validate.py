@@ -40,6 +40,7 @@ misclassified, hence not robust, anyway).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
@@ -50,7 +51,9 @@ import numpy as np
 from ..bounds.norm_ball import NormBall
 from ..bounds.padding import pad_lower
 from ..core.errors import InputError
-from ..core.runtime import progress_bar
+from ..core.journal import Journal
+from ..core.runner import Runner
+from ..core.runtime import Interrupted, progress_bar
 from ..core.property import linf_ball, robustness_property
 from .norms import check_norm, domain_arrays, norm_distance, reach
 
@@ -493,7 +496,8 @@ def _violation_text(method: str, r: PointResult) -> str:
 
 def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf", domain=None,
              timeout: float = 60.0, exact_radius: bool | None = None, progress: bool = False,
-             verify_options=None) -> ValidationReport:
+             verify_options=None, workers: int = 1, scheduler: str | None = None,
+             resume_path=None) -> ValidationReport:
     """Every method's answer next to the exact one, for every point of X (labels y) and every eps.
 
     methods: names of built-in methods (see BUILTIN), or a dict name -> function
@@ -501,10 +505,10 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
     is missing is skipped and named in `report.unavailable`. domain: (lo, hi)
     that every ball is clipped to, or None. exact_radius: compute the exact
     pointwise robustness of each point for radius-producing methods (default: when there are any).
+    The points run on `workers` local processes or on the Dask cluster at `scheduler` (your own
+    methods must then be module-level functions, which travel by reference); finished points are
+    appended to `resume_path` (a core.journal.Journal), and those it holds are not redone.
     """
-    from ..search.verifier import verify
-    from ..core.check import check_point
-
     t0 = time.perf_counter()
     try:
         norm = check_norm(norm)
@@ -533,6 +537,44 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not isinstance(methods, dict):
         methods = {m: m for m in methods}
+    fns, unavailable = _method_functions(methods, norm, domain)
+    report = ValidationReport(network.source or "network", len(X), eps_list, norm,
+                              list(domain) if domain else None, list(fns), unavailable, timeout=float(timeout))
+    config = {"network": str(report.network), "inputs": network.input_size, "norm": norm, "domain": report.domain,
+              "eps": eps_list, "methods": report.methods, "timeout": float(timeout), "exact_radius": exact_radius}
+    journal = Journal(resume_path, config, key="index") if resume_path else None
+    points = {i: r for i, r in (journal.finished if journal else {}).items() if i < len(X)}
+    todo = [(i, X[i], int(y[i])) for i in range(len(X)) if i not in points]
+    settings = {"norm": norm, "domain": domain, "eps": eps_list, "timeout": float(timeout),
+                "exact_radius": exact_radius, "verify_options": verify_options or {}}
+    runner = Runner(max(1, int(workers or 1)), scheduler)
+    bar = progress_bar(len(X), progress, unit="pt", initial=len(points))
+    try:
+        with journal if journal and todo else contextlib.nullcontext(), \
+                runner.results(_run_point, todo, _point_init, (network, {n: methods[n] for n in fns}, settings)) \
+                as results:
+            for point in results:
+                points[point["index"]] = point
+                if journal:
+                    journal.append(point)
+                if bar is not None:
+                    bar.update(1)
+    except KeyboardInterrupt:
+        kept = f"kept in {journal.path}; run again to resume" if journal and points else ""
+        raise Interrupted(len(points), len(X), "points", kept) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    for i in sorted(points):
+        report.rows += [PointResult(**row) for row in points[i]["rows"]]
+        if points[i]["exact_radius"] is not None:
+            report.exact_radius[i] = points[i]["exact_radius"]
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _method_functions(methods: dict, norm: str, domain) -> tuple:
+    """({name: function}, {name: why unavailable}) for the methods asked for (built-in names or functions)."""
     fns, unavailable = {}, {}
     for name, m in methods.items():
         if isinstance(m, str):
@@ -546,39 +588,47 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
             fns[name] = m
         else:
             raise InputError(None, f"method {name!r} is neither a built-in name nor a function")
-    report = ValidationReport(network.source or "network", len(X), eps_list, norm,
-                              list(domain) if domain else None, list(fns), unavailable, timeout=float(timeout))
-    takes_label = {name: _takes_label(fn) for name, fn in fns.items()}
-    bar = None
-    if progress:
-        bar = progress_bar(len(X) * len(eps_list), True)
-        if bar is not None:
-            bar.unit = "ball"
-    try:
-        for i, (x, label) in enumerate(zip(X, y)):
-            predicted = int(np.argmax(network.forward(x)))
-            if norm == "inf":
-                exact = _exact_answers(network, x, int(label), eps_list, domain, timeout, verify_options or {},
-                                       verify, check_point)
-            else:
-                exact = _exact_ball_answers(network, x, int(label), eps_list, norm, domain, timeout)
-            for eps in eps_list:
-                row = PointResult(i, int(label), predicted, eps, **exact[eps])
-                if row.counterexample is not None:
-                    row.ce_distance = norm_distance(np.asarray(row.counterexample["x"]), x, norm)
-                for name, fn in fns.items():
-                    row.answers[name] = _ask(fn, takes_label[name], network, x, eps, int(label), predicted)
-                report.rows.append(row)
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    want_radius = [m for m in report.radius_methods()]
-    if want_radius and exact_radius is not False:
-        _exact_radii(report, network, X, y, domain, timeout, progress, norm)
-    report.seconds = time.perf_counter() - t0
-    return report
+    return fns, unavailable
+
+
+_POINT: dict = {}  # per worker process: what every point of one validation shares
+
+
+def _point_init(network, methods: dict, settings: dict) -> None:
+    fns, _ = _method_functions(methods, settings["norm"], settings["domain"])
+    _POINT.update(network=network, fns=fns, takes_label={name: _takes_label(fn) for name, fn in fns.items()},
+                  **settings)
+
+
+def _run_point(item) -> dict:
+    """One point at every eps: the exact answers, every method's answers, and (for radius methods) its
+    exact pointwise robustness; {"index", "rows" (PointResult dicts), "exact_radius" (or None)}."""
+    from ..core.check import check_point
+    from ..search.verifier import verify
+
+    i, x, label = item
+    network, norm, domain, timeout = _POINT["network"], _POINT["norm"], _POINT["domain"], _POINT["timeout"]
+    predicted = int(np.argmax(network.forward(x)))
+    if norm == "inf":
+        exact = _exact_answers(network, x, label, _POINT["eps"], domain, timeout, _POINT["verify_options"],
+                               verify, check_point)
+    else:
+        exact = _exact_ball_answers(network, x, label, _POINT["eps"], norm, domain, timeout)
+    rows = []
+    for eps in _POINT["eps"]:
+        row = PointResult(i, label, predicted, eps, **exact[eps])
+        if row.counterexample is not None:
+            row.ce_distance = norm_distance(np.asarray(row.counterexample["x"]), x, norm)
+        for name, fn in _POINT["fns"].items():
+            row.answers[name] = _ask(fn, _POINT["takes_label"][name], network, x, eps, label, predicted)
+        rows.append(row)
+    radius = None
+    if _POINT["exact_radius"] is not False and any(a.get("radius") is not None for r in rows
+                                                   for a in r.answers.values()):
+        from .radius import pointwise_robustness
+        radius = _exact_radius_entry(pointwise_robustness(network, x, label=label, norm=norm, domain=domain,
+                                                          timeout=timeout))
+    return {"index": int(i), "rows": [asdict(r) for r in rows], "exact_radius": radius}
 
 
 def _ask(fn, takes_label, network, x, eps, label, predicted) -> dict:
@@ -656,24 +706,6 @@ def _exact_ball_answers(network, x, label, eps_list, norm, domain, timeout) -> d
         if status == "unsat":
             proven_at = eps
     return out
-
-
-def _exact_radii(report: ValidationReport, network, X, y, domain, timeout, progress: bool = False,
-                 norm: str = "inf") -> None:
-    """The exact pointwise robustness of every point (metrics.radius), for the radius comparison."""
-    from .radius import pointwise_robustness
-    bar = None
-    if progress:
-        bar = progress_bar(len(X), True)
-        if bar is not None:
-            bar.unit, bar.desc = "pt", "exact radius"
-    for i, (x, label) in enumerate(zip(X, y)):
-        res = pointwise_robustness(network, x, label=int(label), norm=norm, domain=domain, timeout=timeout)
-        report.exact_radius[i] = _exact_radius_entry(res)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
 
 
 def _exact_radius_entry(res) -> dict:

@@ -155,12 +155,21 @@ def test_interrupted_bench_keeps_the_finished_instances(tmp_path, monkeypatch, c
                "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 130
+    progress = tmp_path / "results.csv.progress.jsonl"
     assert err == (f"exactverify: interrupted: 1 of 3 instances finished (finished ones written to {out} "
-                   f"and {rep})")
+                   f"and {rep}; progress in {progress}; run again to resume)")
     rows = out.read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("net.onnx,p0.vnnlib,timeout")
     data = json.loads(rep.read_text())
     assert data["interrupted"] is True and [r["property"] for r in data["results"]] == ["p0.vnnlib"]
+    # the rerun runs the two unfinished instances only, and the default progress file goes once all is written
+    calls.clear()
+    monkeypatch.setattr(bench, "run_instance", lambda inst, *rest: calls.append(inst) or real(inst, 0.5, *rest[1:]))
+    assert main(["bench", str(tmp_path / "inst.csv"), "--workers", "1", "--out", str(out), "--json", str(rep),
+                 "--no-progress"]) == 0
+    assert [c.property.name for c in calls] == ["p1.vnnlib", "p2.vnnlib"]
+    assert [r["property"] for r in json.loads(rep.read_text())["results"]] == ["p0.vnnlib", "p1.vnnlib", "p2.vnnlib"]
+    assert len(out.read_text().splitlines()) == 4 and not progress.exists()
 
 
 def test_interrupted_robustness_keeps_whole_lines_and_resumes(tmp_path, monkeypatch, capsys):

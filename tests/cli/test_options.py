@@ -37,13 +37,13 @@ ARGS = {
 # every option that names a file the command writes
 OUTPUTS = {
     "verify": ["--out", "--json"],
-    "bench": ["--out", "--json"],
+    "bench": ["--out", "--json", "--resume"],
     "info": ["--json"],
     "export": ["-o", "--json"],
     "robustness": ["--json", "--plot", "--resume"],
     "certify": ["--json"],
-    "validate": ["--json", "--markdown", "--plot"],
-    "audit": ["--json", "--markdown", "--convert"],
+    "validate": ["--json", "--markdown", "--plot", "--resume"],
+    "audit": ["--json", "--markdown", "--convert", "--resume"],
 }
 OUTPUT_FLAGS = {"--out", "--json", "--markdown", "--plot", "--output", "--convert", "--resume"}
 

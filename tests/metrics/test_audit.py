@@ -162,3 +162,31 @@ def test_published_witness_that_rechecks_answers_sat(bench):
     assert "published counterexample" in format_markdown(report)
     with pytest.raises(InputError, match="witness folder"):
         audit(bench / "r.csv", witnesses=bench / "nowhere")
+
+
+def test_interrupted_audit_resumes_from_its_progress_file(bench, capsys, monkeypatch):
+    import exactverify.metrics.audit as auditing
+    (bench / "results.csv").write_text("network,property,result\n" + "".join(
+        f"nets/abs.onnx,specs/{s}.vnnlib,{w}\n" for s, w in (("sat", "violated"), ("unsat", "holds"),
+                                                               ("sat", "unsat"))))
+    real, calls = auditing._check, []
+
+    def second_one_interrupted(job):
+        calls.append(job[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(auditing, "_check", second_one_interrupted)
+    out = bench / "audit.json"
+    args = ["audit", str(bench / "results.csv"), "--json", str(out), "--no-progress", "--timeout", str(VERDICT_TIMEOUT)]
+    assert main(args) == 130
+    progress = bench / "audit.json.progress.jsonl"
+    assert f"progress in {progress}; run again to resume" in capsys.readouterr().err
+    assert [json.loads(line).get("line") for line in progress.read_text().splitlines()] == [None, 2]
+    calls.clear()
+    monkeypatch.setattr(auditing, "_check", lambda job: calls.append(job[0]) or real(job))
+    assert main(args) == 1  # the third claim is WRONG
+    assert calls == [3, 4] and not progress.exists()
+    rep = json.loads(out.read_text())
+    assert [r["outcome"] for r in rep["claims"]] == ["confirmed", "confirmed", "WRONG"]

@@ -8,6 +8,7 @@ import pytest
 from exactverify.testing import make_onnx
 from exactverify.bounds.crown import propagate_interval
 from exactverify.core.check import check_point
+from exactverify.core.errors import InputError
 from exactverify.cli.app import main
 from exactverify.core.network import Affine, Network, ReLU
 from exactverify.testing import VERDICT_TIMEOUT, random_network
@@ -222,3 +223,26 @@ def test_cli_validate_l2_needs_a_domain(tmp_path, capsys):
     assert main(["validate", str(net_path), str(tmp_path / "d.csv"), "--eps", "0.1", "--norm", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "domain" in err[0]
+
+
+def test_validate_on_workers_and_resumed_gives_the_same_report(tmp_path, monkeypatch):
+    """Points run on worker processes give the rows of the in-process run; a rerun with the progress
+    file asks nothing again, and one with other settings is refused."""
+    import exactverify.metrics.validate as validation
+    net = random_network([3, 10, 3], seed=5)
+    X = np.random.default_rng(5).uniform(0.2, 0.8, (4, 3))
+    y = np.argmax(net.forward(X), axis=1)
+    kw = dict(eps_list=[0.02, 0.1], methods=["crown", "lipschitz"], domain=(0, 1), timeout=VERDICT_TIMEOUT)
+    here = validate(net, X, y, **kw)
+    progress = tmp_path / "v.progress.jsonl"
+    pooled = validate(net, X, y, workers=2, resume_path=progress, **kw)
+    strip = lambda rep: [(r.index, r.eps, r.exact, {m: a["certified"] for m, a in r.answers.items()})  # noqa: E731
+                         for r in rep.rows]
+    assert strip(pooled) == strip(here) and len(here.rows) == 8
+    assert pooled.exact_radius.keys() == here.exact_radius.keys() and len(here.exact_radius) == 4
+    asked = []
+    monkeypatch.setattr(validation, "_run_point", lambda item: asked.append(item))
+    resumed = validate(net, X, y, resume_path=progress, **kw)
+    assert asked == [] and strip(resumed) == strip(here)
+    with pytest.raises(InputError, match="different run"):
+        validate(net, X, y, resume_path=progress, **{**kw, "eps_list": [0.05]})
