@@ -26,7 +26,7 @@ import math
 
 # search.tightening.STAGES, copied because importing that module loads the bounds and solvers
 # (tests/cli/test_cli.py checks that the two agree)
-TIGHTENING = ("interval", "crown", "lp", "milp")
+TIGHTENING = ("interval", "crown", "lp", "milp", "krelu")
 
 
 # ---------------------------------------------------------------- value checks (argparse `type=`)
@@ -187,7 +187,8 @@ def add_tightening(p) -> None:
     p.add_argument("--tightening", choices=TIGHTENING, default="crown",
                    help="how far the per-neuron bounds (the big-M constants) are tightened before the MILP: "
                         "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
-                        "up to 30%% of the time limit)")
+                        "up to 30%% of the time limit), or krelu (lp, each LP with the 3-ReLU facets of the "
+                        "layers below)")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)
 
 

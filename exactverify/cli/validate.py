@@ -19,7 +19,11 @@ completeness (certified / truly robust) and, for radius-producing methods
 (lipschitz; crown and alpha-crown in L1/L2), the certified radius against the
 exact pointwise robustness in the same norm.
 DATA is an .npz with arrays x and y, or a csv of rows label,p0,p1,... (pixels
-divided by --scale). Methods: ibp, crown, alpha-crown, lipschitz.
+divided by --scale). Methods: ibp, crown, alpha-crown, lipschitz, lp (the
+LP relaxation with a triangle per unstable ReLU: the single-neuron convex
+barrier), krelu2 and krelu (that LP plus the facets of the convex hull of
+groups of 2 or 3 ReLUs: past the barrier); lp and krelu run over the L-inf
+box around an L1/L2 ball.
 """
 
 
@@ -32,7 +36,8 @@ def register(sub) -> None:
     options.add_eps(p, several=True, required=True)
     options.add_norm(p, choices=("inf", "1", "2"), default="inf")
     p.add_argument("--methods", default="ibp,crown,alpha-crown,lipschitz",
-                   help="comma-separated: ibp, crown, alpha-crown, lipschitz (default: all)")
+                   help="comma-separated: ibp, crown, alpha-crown, lipschitz, lp, krelu2, krelu "
+                        "(default: ibp,crown,alpha-crown,lipschitz)")
     options.add_domain(p)
     options.add_scale(p)
     options.add_limit(p)

@@ -95,6 +95,7 @@ class MilpModel:
     # how to read a solution back
     input_cols: np.ndarray = None  # column of each network input
     output_cols: np.ndarray = None  # column of each network output, _ZERO (-1) where it is identically 0
+    layer_cols: list = None  # per layer, the column of each of its outputs (_ZERO where identically 0)
     violation_col: int = -1  # the column s
     tolerance: float = 0.0  # s <= tolerance: infeasible proves that no point has violation <= 0
     cap: float = 0.0  # s >= cap: by default the lower bound the output bounds imply
@@ -169,12 +170,15 @@ def violation_scale(row_lower: np.ndarray, row_upper: np.ndarray) -> float:
 
 
 def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct: OutputConstraint,
-               tolerance: float | None = None, cap: float | None = None) -> MilpModel:
+               tolerance: float | None = None, cap: float | None = None, cuts=()) -> MilpModel:
     """Encode 'some x in the case has network(x) meeting the disjunct' as a MILP (see the module doc).
 
     `layer_bounds` must be bounds of `network` (the simplified one you encode)
     over the case box. `tolerance` (absolute) defaults to TOLERANCE times the
     violation scale; `cap`, a lower bound on s, to the one the bounds imply.
+    `cuts`: k-ReLU facets (bounds.krelu.GroupFacets) over the case's input set, added as rows on
+    their group's pre- and post-activation columns; they hold at every real point, so they only
+    cut relaxed solutions.
     """
     b = _Builder()
     n_in = network.input_size
@@ -187,17 +191,22 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
                    prefix="input")
 
     cols = x_cols
+    layer_cols = []
     for i, layer in enumerate(network.layers):
         lo, hi = layer_bounds.pre_activation(i)
         out_lo, out_hi = layer_bounds.lower[i], layer_bounds.upper[i]
         if isinstance(layer, Affine):
             cols = _encode_affine(b, i, layer, cols, out_lo, out_hi)
         elif isinstance(layer, ReLU):
-            cols = _encode_relu(b, i, cols, lo, hi)
+            pre, cols = cols, _encode_relu(b, i, cols, lo, hi)
+            for cut in cuts:
+                if cut.layer == i - 1:
+                    _add_cut(b, cut, pre, cols)
         elif isinstance(layer, MaxGroups):
             cols = _encode_maxgroups(b, i, layer, cols, lo, hi, out_lo, out_hi)
         else:
             raise TypeError(f"unknown layer type {type(layer).__name__}")
+        layer_cols.append(cols)
 
     y_lo, y_hi = layer_bounds.lower[-1], layer_bounds.upper[-1]
     A = np.asarray(disjunct.A, dtype=np.float64)
@@ -226,6 +235,7 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
     model.sense = "min"
     model.input_cols = x_cols
     model.output_cols = cols
+    model.layer_cols = layer_cols
     model.violation_col = s_col
     model.tolerance = tolerance
     model.cap = cap
@@ -288,6 +298,18 @@ def _encode_relu(b: "_Builder", i: int, cols: np.ndarray, lo: np.ndarray, hi: np
                    np.full(k, -_INF), np.zeros(k), prefix=f"L{i}_on")
         out[branched] = y
     return out
+
+
+def _add_cut(b: "_Builder", cut, pre: np.ndarray, post: np.ndarray) -> None:
+    """The facets A (x, y) <= b of one k-ReLU group; a y that is identically 0 drops out."""
+    k = len(cut.neurons)
+    cols = np.concatenate([pre[cut.neurons], post[cut.neurons]])
+    m = len(cut.b)
+    r, c = np.nonzero(cut.A)
+    keep = cols[c] >= 0
+    r, c = r[keep], c[keep]
+    b.add_rows(r, cols[c], cut.A[r, c], np.full(m, -_INF), cut.b, prefix=f"L{cut.layer}_krelu{k}")
+    b.stats["krelu_rows"] = b.stats.get("krelu_rows", 0) + m
 
 
 def _encode_maxgroups(b: "_Builder", i: int, layer: MaxGroups, cols: np.ndarray, lo, hi, out_lo, out_hi):

@@ -25,6 +25,12 @@ slopes), and `lipschitz` (a certified radius min_j margin_j / L_j from
 `exactverify.bounds.lipschitz`, GloRo's certificate). For L1 and L2, crown and
 alpha-crown bound over the ball itself (bounds/norm_ball.py) and also report the
 largest radius they certify (bisection), for the radius comparison.
+`lp` is the LP relaxation with alpha-CROWN's intermediate bounds, a triangle per
+unstable ReLU (the best any single-neuron relaxation can do with those bounds,
+the "convex barrier"), and `krelu2` / `krelu` the same LP with the facets of the
+convex hull of groups of 2 / 3 ReLUs of each layer (bounds/krelu.py); both
+bound the margins by the LP's padded dual (search/tightening.py), and for L1/L2
+work over the L-inf box around the ball, as ibp does.
 
 Your own method is a function `fn(network, x, eps)` (or `fn(network, x, eps, label)`)
 returning a bool (certified) or a float (a certified radius):
@@ -57,7 +63,8 @@ from ..core.runtime import Interrupted, progress_bar
 from ..core.property import linf_ball, robustness_property
 from .norms import check_norm, domain_arrays, norm_distance, reach
 
-BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz")
+BUILTIN = ("ibp", "crown", "alpha-crown", "lipschitz", "lp", "krelu2", "krelu")
+KRELU_K = {"krelu2": 2, "krelu": 3}  # the group size of each k-ReLU method
 
 
 class MethodUnavailable(Exception):
@@ -110,6 +117,8 @@ class _Bounds:
                 mag = mag + np.abs(last.bias[label]) + np.abs(last.bias[others])
                 return pad_lower(low, mag, 0)
             return affine_interval(Affine(c, np.zeros(len(others))), lb.lower[-1], lb.upper[-1])[0]
+        if self.kind == "lp" or self.kind in KRELU_K:
+            return self._lp_margin_lower(net, lo, hi, c)
         alpha = "optimized" if self.kind == "alpha-crown" else "adaptive"
         ball = NormBall(x, float(eps), self.norm) if self.norm != "inf" else None
         try:
@@ -118,9 +127,21 @@ class _Bounds:
             lb = interval_bounds(net, lo, hi)
         return linear_objective_bounds(net, lb, c, 0.0, alpha=alpha)[0]
 
+    def _lp_margin_lower(self, net, lo, hi, c) -> np.ndarray:
+        """lp: the LP relaxation with alpha-CROWN's intermediate bounds (a triangle per unstable ReLU);
+        krelu: the same LP with the k-ReLU facets of every ReLU layer. Never below alpha-CROWN's bound
+        (which the LP dominates in exact arithmetic)."""
+        from ..bounds.crown import crown_bounds, linear_objective_bounds
+        from ..bounds.krelu import network_cuts
+        from ..search.tightening import lp_lower_bounds
+        lb = crown_bounds(net, lo, hi, alpha="optimized")
+        crown = linear_objective_bounds(net, lb, c, 0.0, alpha="optimized")[0]
+        cuts = network_cuts(net, lb, KRELU_K[self.kind]) if self.kind in KRELU_K else ()
+        return np.maximum(crown, lp_lower_bounds(net, lb, c, cuts))
+
     def __call__(self, network, x, eps, label):
         certified = bool(np.all(self.margin_lower(network, x, eps, label) > 0.0))
-        if self.norm == "inf" or self.kind == "ibp":
+        if self.norm == "inf" or self.kind in ("ibp", "lp", *KRELU_K):
             return certified
         return {"certified": certified, "radius": self.radius(network, x, label)}
 
@@ -198,7 +219,7 @@ def _radius_of(r) -> float:
 
 def builtin_method(name: str, norm: str = "inf", domain=None):
     """The function of a built-in method; raises MethodUnavailable when its module is absent."""
-    if name in ("ibp", "crown", "alpha-crown"):
+    if name in ("ibp", "crown", "alpha-crown", "lp", *KRELU_K):
         return _Bounds(name, domain, norm)
     if name == "lipschitz":
         return _Lipschitz(norm)

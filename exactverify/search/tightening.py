@@ -13,6 +13,9 @@ far used as they are.
   with the bounds tightened so far), then CROWN again with those bounds fixed,
   which carries the gain to the layers above.
 - "milp": the same with the binaries kept, each solve under a time cap.
+- "krelu": the "lp" stage, where each layer's LPs also carry the k-ReLU facets
+  (bounds/krelu.py, k = KRELU_K) of the groups of every earlier ReLU layer:
+  the multi-neuron relaxation below the layer instead of the triangles alone.
 
 Soundness of LP bounds. The value an LP solver reports is a floating-point
 number with tolerances; it is never used. Instead, for min c.x subject to
@@ -40,13 +43,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bounds.crown import compute_bounds, crown_bounds
+from ..bounds.interval import affine_interval
+from ..bounds.krelu import layer_cuts, relu_inputs
 from ..bounds.layer_bounds import LayerBounds
 from ..encodings.milp import build_milp
-from ..core.network import Affine, Network, ReLU
+from ..core.network import Affine, Network
 from ..core.property import Case, OutputConstraint
 from ..solvers.highs import run_highs as _run_highs
 
-STAGES = ("interval", "crown", "lp", "milp")
+STAGES = ("interval", "crown", "lp", "milp", "krelu")
+KRELU_K = 3  # the group size of the "krelu" stage
+MARGIN_SECONDS = 30.0  # time cap of one LP of `lp_lower_bounds`
 MILP_PAD = 1e-6  # relative to max(1, |bound|)
 _EPS = np.finfo(np.float64).eps
 
@@ -85,6 +92,12 @@ def tightened_bounds(net: Network, lower, upper, tightening: str = "crown", dead
     t = time.perf_counter()
     lb = crown_bounds(net, lower, upper, alpha="optimized")
     report.add("crown", lb, net, time.perf_counter() - t)
+    if tightening == "krelu":
+        t = time.perf_counter()
+        lb, solves = _solver_tighten(net, lb, lower, upper, integer=False, deadline=deadline,
+                                     neuron_seconds=milp_neuron_seconds, krelu=KRELU_K)
+        report.add("krelu", lb, net, time.perf_counter() - t, solves)
+        return lb
     for stage in ("lp", "milp"):
         if STAGES.index(tightening) < STAGES.index(stage):
             break
@@ -95,33 +108,60 @@ def tightened_bounds(net: Network, lower, upper, tightening: str = "crown", dead
     return lb
 
 
-def _solver_tighten(net: Network, lb: LayerBounds, lower, upper, integer: bool, deadline, neuron_seconds: float):
-    """One LP (or MILP) min and max per unstable neuron, layer by layer; returns (bounds, number of solves)."""
+def _solver_tighten(net: Network, lb: LayerBounds, lower, upper, integer: bool, deadline, neuron_seconds: float,
+                    krelu: int = 0):
+    """One LP (or MILP) min and max per unstable neuron, layer by layer; returns (bounds, number of solves).
+    With `krelu` = k, each layer's LPs carry the k-ReLU facets of the layers below it."""
     solves = 0
-    relu_inputs = [k for k in range(1, len(net.layers) - 1)
-                   if isinstance(net.layers[k], Affine) and isinstance(net.layers[k + 1], ReLU)]
-    for k in relu_inputs:
+    inputs = relu_inputs(net)
+    cuts: list = []
+    for k in inputs:
         lo, hi = lb.lower[k], lb.upper[k]
         unstable = np.flatnonzero((lo < 0) & (hi > 0))
-        if len(unstable) == 0:
-            continue
         if deadline is not None and time.perf_counter() >= deadline:
             break
-        new_lo, new_hi, n = _tighten_layer(net, lb, k, unstable, lower, upper, integer, deadline, neuron_seconds)
-        solves += n
-        # CROWN again with the tightened layer fixed: later layers' relaxations get tighter too
-        lb = crown_bounds(net, lower, upper, alpha="adaptive",
-                          known=lb.with_layer(k, np.maximum(lo, new_lo), np.minimum(hi, new_hi)))
+        if len(unstable) and k >= 1:  # the first layer's bounds are exact already
+            new_lo, new_hi, n = _tighten_layer(net, lb, k, unstable, lower, upper, integer, deadline, neuron_seconds,
+                                               cuts)
+            solves += n
+            # CROWN again with the tightened layer fixed: later layers' relaxations get tighter too
+            lb = crown_bounds(net, lower, upper, alpha="adaptive",
+                              known=lb.with_layer(k, np.maximum(lo, new_lo), np.minimum(hi, new_hi)))
+        if krelu and k != inputs[-1]:
+            cuts += layer_cuts(net, lb, k, krelu)
     return lb, solves
 
 
+def lp_lower_bounds(net: Network, lb: LayerBounds, C, cuts=(), time_cap: float = MARGIN_SECONDS) -> np.ndarray:
+    """Sound lower bounds on each row of C @ net(x) over the input box of `lb`, from the LP relaxation with
+    `lb`'s bounds (the triangle for every unstable ReLU: the single-neuron barrier) plus the k-ReLU facets
+    `cuts`; each is the padded weak-duality bound of the LP's duals, never below the interval one."""
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    margin = Affine(C, np.zeros(len(C)))
+    box_lo, box_hi = affine_interval(margin, lb.lower[-1], lb.upper[-1])
+    ext = Network([*net.layers, margin], input_shape=(1, net.input_size), output_shape=(1, len(C)))
+    elb = LayerBounds(lb.input_lower, lb.input_upper, [*lb.lower, box_lo], [*lb.upper, box_hi], lb.method)
+    empty = OutputConstraint(np.zeros((0, len(C))), np.zeros(0))
+    model = build_milp(ext, elb, Case(np.asarray(lb.input_lower, float), np.asarray(lb.input_upper, float), [empty]),
+                       empty, cuts=cuts)
+    model.integrality = np.zeros_like(model.integrality)
+    solver = _Solver(model, integer=False)
+    out = box_lo.copy()
+    for j, col in enumerate(model.output_cols):
+        bound = solver.lower_bound(int(col), 1.0, time_cap)
+        if bound is not None:
+            out[j] = max(out[j], bound)
+    return out
+
+
 def _tighten_layer(net: Network, lb: LayerBounds, k: int, neurons, lower, upper, integer: bool, deadline,
-                   neuron_seconds: float):
-    """Bounds on neurons of layer k's output from the (MI)LP of layers 0..k."""
+                   neuron_seconds: float, cuts=()):
+    """Bounds on neurons of layer k's output from the (MI)LP of layers 0..k (with the k-ReLU facets `cuts`)."""
     prefix = Network(net.layers[:k + 1], input_shape=(1, net.input_size), output_shape=(1, net.layers[k].out_size))
     plb = lb.prefix(k)
     empty = OutputConstraint(np.zeros((0, net.layers[k].out_size)), np.zeros(0))
-    model = build_milp(prefix, plb, Case(np.asarray(lower, float), np.asarray(upper, float), [empty]), empty)
+    model = build_milp(prefix, plb, Case(np.asarray(lower, float), np.asarray(upper, float), [empty]), empty,
+                       cuts=cuts)
     new_lo, new_hi = lb.lower[k].copy(), lb.upper[k].copy()
     if not integer:
         model.integrality = np.zeros_like(model.integrality)
