@@ -135,9 +135,13 @@ class _Bounds:
         from ..bounds.krelu import network_cuts
         from ..search.tightening import lp_lower_bounds
         lb = crown_bounds(net, lo, hi, alpha="optimized")
-        crown = linear_objective_bounds(net, lb, c, 0.0, alpha="optimized")[0]
-        cuts = network_cuts(net, lb, KRELU_K[self.kind]) if self.kind in KRELU_K else ()
-        return np.maximum(crown, lp_lower_bounds(net, lb, c, cuts))
+        out = linear_objective_bounds(net, lb, c, 0.0, alpha="optimized")[0]
+        open_rows = np.flatnonzero(out <= 0)  # the margins alpha-CROWN proves need no LP
+        if len(open_rows):
+            cuts = network_cuts(net, lb, KRELU_K[self.kind]) if self.kind in KRELU_K else ()
+            # the first margin the LP cannot prove positive decides "not certified": the rest keep alpha-CROWN's
+            out[open_rows] = np.maximum(out[open_rows], lp_lower_bounds(net, lb, c[open_rows], cuts, stop_at=0.0))
+        return out
 
     def __call__(self, network, x, eps, label):
         certified = bool(np.all(self.margin_lower(network, x, eps, label) > 0.0))

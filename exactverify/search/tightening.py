@@ -132,10 +132,13 @@ def _solver_tighten(net: Network, lb: LayerBounds, lower, upper, integer: bool, 
     return lb, solves
 
 
-def lp_lower_bounds(net: Network, lb: LayerBounds, C, cuts=(), time_cap: float = MARGIN_SECONDS) -> np.ndarray:
+def lp_lower_bounds(net: Network, lb: LayerBounds, C, cuts=(), time_cap: float = MARGIN_SECONDS,
+                    stop_at: float | None = None) -> np.ndarray:
     """Sound lower bounds on each row of C @ net(x) over the input box of `lb`, from the LP relaxation with
     `lb`'s bounds (the triangle for every unstable ReLU: the single-neuron barrier) plus the k-ReLU facets
-    `cuts`; each is the padded weak-duality bound of the LP's duals, never below the interval one."""
+    `cuts`; each is the padded weak-duality bound of the LP's duals, never below the interval one.
+    With `stop_at`, the rows after the first whose bound is <= stop_at keep their interval bounds (a
+    certificate that needs every row > stop_at has failed already)."""
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     margin = Affine(C, np.zeros(len(C)))
     box_lo, box_hi = affine_interval(margin, lb.lower[-1], lb.upper[-1])
@@ -151,6 +154,8 @@ def lp_lower_bounds(net: Network, lb: LayerBounds, C, cuts=(), time_cap: float =
         bound = solver.lower_bound(int(col), 1.0, time_cap)
         if bound is not None:
             out[j] = max(out[j], bound)
+        if stop_at is not None and out[j] <= stop_at:
+            break
     return out
 
 
