@@ -44,7 +44,7 @@ METHODS = ("ibp", "crown", "alpha-crown", "lp", "krelu2", "krelu")
 KRELU_K = {"krelu2": 2, "krelu": 3}
 
 
-def row_lower_bounds(method: str, net, lo, hi, A, b) -> np.ndarray:
+def row_lower_bounds(method: str, net, lo, hi, A, b, stop_at: float | None = None) -> np.ndarray:
     """Sound lower bounds on each row of A y - b over the box [lo, hi], by `method` (one bound pass,
     and for lp/krelu one relaxation, for all rows)."""
     from exactverify.bounds.crown import compute_bounds, crown_bounds, linear_objective_bounds
@@ -62,8 +62,11 @@ def row_lower_bounds(method: str, net, lo, hi, A, b) -> np.ndarray:
     out = crown.copy()
     if len(open_rows):
         cuts = network_cuts(net, lb, KRELU_K[method]) if method in KRELU_K else ()
+        # with `stop_at` (every row needed, b = 0 as in y_j - y_label <= 0): the first row the LP cannot
+        # prove > stop_at decides "not certified", and the rows after it keep alpha-CROWN's bounds
+        stop = stop_at if stop_at is not None and not np.any(b[open_rows]) else None
         # one rounding in the subtraction: one step down makes it a lower bound again
-        lp = np.nextafter(lp_lower_bounds(net, lb, A[open_rows], cuts) - b[open_rows], -np.inf)
+        lp = np.nextafter(lp_lower_bounds(net, lb, A[open_rows], cuts, stop_at=stop) - b[open_rows], -np.inf)
         out[open_rows] = np.maximum(crown[open_rows], lp)
     return out
 
@@ -94,7 +97,8 @@ def run_eran(methods) -> dict:
             for case in prop.cases:
                 A = np.vstack([np.asarray(d.A, float) for d in case.disjuncts])
                 b = np.concatenate([np.asarray(d.b, float) for d in case.disjuncts])
-                low = row_lower_bounds(m, net, case.lower, case.upper, A, b)
+                single = all(len(d.b) == 1 for d in case.disjuncts)
+                low = row_lower_bounds(m, net, case.lower, case.upper, A, b, stop_at=0.0 if single else None)
                 start = 0
                 for d in case.disjuncts:  # a disjunct is refuted when one of its rows can never hold
                     certified &= bool(np.any(low[start:start + len(d.b)] > 0))
