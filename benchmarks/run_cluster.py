@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     runs = {}
     runs["local pool"] = robustness(["--workers", args.workers], args.timeout, args.limit, Path(f"{OUT}_local.json"))
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster:
         started = time.perf_counter() - t0
         runs["Dask cluster"] = robustness(["--scheduler", cluster.scheduler_address], args.timeout, args.limit,

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 
 from .errors import InputError
-from .runtime import held_interrupts, ignoring_interrupts, limit_worker_threads, worker_pool
+from .runtime import Interrupted, held_interrupts, ignoring_interrupts, limit_worker_threads, worker_pool
 
 CONNECT_SECONDS = 20  # how long to wait for a Dask scheduler before saying it cannot be reached
 CLUSTER_EXTRA = 'pip install "exactverify[cluster]"'
@@ -80,6 +80,32 @@ class Runner:
                         + (f" (and {len(names) - 1} more files)" if len(names) > 1 else "")
                         + "; the paths must be visible to the workers (a shared file system)")
         return None
+
+
+def gather(runner: Runner, task, items, records: dict, total: int, unit: str, journal=None, bar=None,
+           initializer=None, initargs=(), note=None) -> dict:
+    """Run `task` over `items` on `runner`, keeping each result (a dict with an "index") in `records` and
+    appending it to `journal` (a core.journal.Journal, or None) as it ends; `note(records)` sets the
+    progress bar's postfix. On Ctrl-C: `Interrupted`, saying where the finished ones are kept."""
+    try:
+        with journal if journal is not None and items else contextlib.nullcontext(), \
+                runner.results(task, items, initializer, initargs) as results:
+            for record in results:
+                records[record["index"]] = record
+                if journal is not None:
+                    journal.append(record)
+                if bar is not None:
+                    if note is not None:
+                        bar.set_postfix_str(note(records))
+                    bar.update(1)
+    except KeyboardInterrupt:
+        # the workers are stopped; the finished records are in the progress file, whole lines
+        kept = f"kept in {journal.path}; run again to resume" if journal is not None and records else ""
+        raise Interrupted(len(records), total, unit, kept) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return records
 
 
 def scheduler_problem(address: str) -> str | None:

@@ -8,7 +8,6 @@ denominator; misclassified points are reported separately, as the paper does).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -16,8 +15,8 @@ import numpy as np
 
 from ..core.journal import Journal
 from ..core.network import Network
-from ..core.runner import Runner
-from ..core.runtime import Interrupted, progress_bar
+from ..core.runner import Runner, gather
+from ..core.runtime import progress_bar
 from .bastani import bastani_estimate
 from .norms import check_norm
 from .radius import EXACT_RTOL, pointwise_robustness
@@ -102,23 +101,8 @@ def dataset_robustness(network: Network, X, y, norm: str = "inf", domain=None, e
     todo = [(i, X[i], int(y[i])) for i in range(len(X)) if i not in records]
     runner = Runner(max(1, int(workers or 1)), scheduler)
     bar = progress_bar(len(X), progress, unit="pt", initial=len(records))
-    try:
-        with journal if journal and todo else contextlib.nullcontext(), \
-                runner.results(_run_point, todo, _worker_init, (network, options)) as results:
-            for rec in results:
-                records[rec["index"]] = rec
-                if journal:
-                    journal.append(rec)
-                if bar is not None:
-                    bar.set_postfix_str(f"exact {sum(r['status'] == 'exact' for r in records.values())}")
-                    bar.update(1)
-    except KeyboardInterrupt:
-        # the workers are stopped; the finished points are in the progress file, whole lines
-        kept = f"kept in {journal.path}; run again to resume" if journal and records else ""
-        raise Interrupted(len(records), len(X), "points", kept) from None
-    finally:
-        if bar is not None:
-            bar.close()
+    gather(runner, _run_point, todo, records, len(X), "points", journal, bar, _worker_init, (network, options),
+           note=lambda done: f"exact {sum(r['status'] == 'exact' for r in done.values())}")
     points = [records[i] for i in sorted(records)]
     return {"config": config, "points": points, "metrics": dataset_metrics(points, eps_list),
             "summary": summarise(points)}

@@ -46,7 +46,6 @@ misclassified, hence not robust, anyway).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 import time
@@ -58,8 +57,8 @@ from ..bounds.norm_ball import NormBall
 from ..bounds.padding import pad_lower
 from ..core.errors import InputError
 from ..core.journal import Journal
-from ..core.runner import Runner
-from ..core.runtime import Interrupted, progress_bar
+from ..core.runner import Runner, gather
+from ..core.runtime import progress_bar
 from ..core.property import linf_ball, robustness_property
 from .norms import check_norm, domain_arrays, norm_distance, reach
 
@@ -574,22 +573,8 @@ def validate(network, X, y, eps_list, methods=("ibp", "crown"), norm: str = "inf
                 "exact_radius": exact_radius, "verify_options": verify_options or {}}
     runner = Runner(max(1, int(workers or 1)), scheduler)
     bar = progress_bar(len(X), progress, unit="pt", initial=len(points))
-    try:
-        with journal if journal and todo else contextlib.nullcontext(), \
-                runner.results(_run_point, todo, _point_init, (network, {n: methods[n] for n in fns}, settings)) \
-                as results:
-            for point in results:
-                points[point["index"]] = point
-                if journal:
-                    journal.append(point)
-                if bar is not None:
-                    bar.update(1)
-    except KeyboardInterrupt:
-        kept = f"kept in {journal.path}; run again to resume" if journal and points else ""
-        raise Interrupted(len(points), len(X), "points", kept) from None
-    finally:
-        if bar is not None:
-            bar.close()
+    gather(runner, _run_point, todo, points, len(X), "points", journal, bar, _point_init,
+           (network, {n: methods[n] for n in fns}, settings))
     for i in sorted(points):
         report.rows += [PointResult(**row) for row in points[i]["rows"]]
         if points[i]["exact_radius"] is not None:

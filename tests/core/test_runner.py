@@ -24,7 +24,7 @@ ITEMS = [(k, 0.01) for k in range(6)]
 def cluster():
     """A local Dask cluster of 2 worker processes (1 thread each), started for these tests."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as c:
         yield c
 
