@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from ..bounds.krelu import network_cuts
 from ..core.check import Counterexample, check_point
 from ..core.network import Affine, Network, ReLU
 from ..core.property import Case, Property
@@ -54,7 +55,7 @@ from .control import Clock, Found, OutOfTime
 from .input_split import split_case
 from .parallel import verify_parallel
 from .refine import RefineReport, refine_bounds
-from .tightening import STAGES, TighteningReport, tightened_bounds
+from .tightening import KRELU_K, STAGES, TighteningReport, tightened_bounds
 
 _N_CHEAP_POINTS = 64
 _POLISH_SECONDS = 0.5  # the most one polish may take; the MILP leaves this much of the budget
@@ -165,6 +166,7 @@ class _Run:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.case_bounds: list = []
+        self.case_cuts: list = []  # per case: k-ReLU facets for its MILPs (--tightening krelu)
         # (ci, di) -> "bounds" | "milp" | "split" (refuted) | "timeout" | "unknown: why"; missing = undecided
         self.outcome: dict = {}
         self.best_violation: dict = {}  # (ci, di) -> the smallest violation seen at any tried point
@@ -216,6 +218,9 @@ class _Run:
             except NotImplementedError:  # CROWN is not available for some layer: intervals
                 lb, used = box_bounds(self.net, case.lower, case.upper, "interval")
             self.case_bounds.append(lb)
+            # under krelu, every MILP of the case (whole box, input-split piece or ReLU-split leaf: all
+            # subsets of the box, where the facets hold too) also carries the 3-ReLU facets
+            self.case_cuts.append(network_cuts(self.net, lb, KRELU_K) if used == "krelu" else [])
             self.bounds_info["method"] = "interval" if used == "interval" else "crown"
             self.bounds_info["unstable"].append(lb.unstable_counts(self.net))
             self.bounds_info["stages"].append(report.stages)
@@ -392,7 +397,8 @@ class _Run:
             from ..encodings.smt import build_smt
             model = build_smt(self.net, lb, case, self.prop.cases[ci].disjuncts[di])
         else:
-            model = build_milp(self.net, lb, case, self.prop.cases[ci].disjuncts[di])
+            cuts = self.case_cuts[ci] if ci < len(self.case_cuts) else ()
+            model = build_milp(self.net, lb, case, self.prop.cases[ci].disjuncts[di], cuts=cuts)
         self.stats["milps"] += 1
         self.stats["binaries_max"] = max(self.stats["binaries_max"], model.num_binaries)
         candidates = []  # solutions with violation <= 0 that did not re-check
