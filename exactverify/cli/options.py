@@ -188,7 +188,7 @@ def add_tightening(p) -> None:
                    help="how far the per-neuron bounds (the big-M constants) are tightened before the MILP: "
                         "interval (IBP), crown (alpha-CROWN, default), lp or milp (per unstable neuron, "
                         "up to 30%% of the time limit), or krelu (lp, each LP with the 3-ReLU facets of the "
-                        "layers below; the facets also go into an LP per disjunct and into every MILP)")
+                        "layers below; the facets also go into every MILP)")
     p.add_argument("--bounds", choices=["interval", "crown"], help=argparse.SUPPRESS)
 
 

@@ -16,8 +16,7 @@ far used as they are.
 - "krelu": the "lp" stage, where each layer's LPs also carry the k-ReLU facets
   (bounds/krelu.py, k = KRELU_K) of the groups of every earlier ReLU layer:
   the multi-neuron relaxation below the layer instead of the triangles alone.
-  (The verifier then also tries each disjunct against the LP with the facets of
-  every layer, `lp_lower_bounds`, and puts the facets into every MILP.)
+  (The verifier then also puts the facets of every layer into every MILP.)
 
 Soundness of LP bounds. The value an LP solver reports is a floating-point
 number with tolerances; it is never used. Instead, for min c.x subject to

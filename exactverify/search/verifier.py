@@ -65,7 +65,7 @@ _POLISH_SECONDS = 0.5  # the most one polish may take; the MILP leaves this much
 _LEAF_BINARIES = 12
 _LEAF_SECONDS = 0.5
 _MILP_FRIENDLY_UNSTABLE = 150  # at most this many unstable ReLUs: ReLU splitting leaves half the time to MILPs
-_REFUTED = ("lipschitz", "bounds", "krelu LP", "refined bounds", "milp", "split", "relu split")  # the outcomes that prove a disjunct unreachable
+_REFUTED = ("lipschitz", "bounds", "refined bounds", "milp", "split", "relu split")  # the outcomes that prove a disjunct unreachable
 _LIPSCHITZ_MAX_WEIGHTS = 200_000  # the one-pass Lipschitz check runs on networks up to this size
 _PROGRESS_SECONDS = PROGRESS_SECONDS  # how often a long run reports progress
 _TIGHTENING_SHARE = 0.3  # LP/MILP tightening may use this share of the time limit
@@ -263,26 +263,7 @@ class _Run:
                 if refuted and (ci, di) not in self.outcome:
                     self.outcome[(ci, di)] = "bounds"
                     self.stats["refuted_by_bounds"] += 1
-            if ci < len(self.case_cuts) and self.case_cuts[ci]:
-                self._refute_by_krelu_lp(ci, case)
         self.timings["bounds"] += time.perf_counter() - t
-
-    def _refute_by_krelu_lp(self, ci: int, case) -> None:
-        """--tightening krelu: the disjuncts still open that the LP with the case's k-ReLU facets excludes
-        (a row of A y <= b whose padded LP lower bound of A_i y exceeds b_i; the case's other input rows
-        are left out, which only relaxes the LP)."""
-        from .tightening import lp_lower_bounds
-        for di, d in enumerate(case.disjuncts):
-            if (ci, di) in self.outcome:
-                continue
-            self._check_time()
-            A, b = np.asarray(d.A, dtype=np.float64), np.asarray(d.b, dtype=np.float64)
-            low = lp_lower_bounds(self.net, self.case_bounds[ci], A, self.case_cuts[ci],
-                                  time_cap=max(1e-3, min(30.0, self.clock.left())))
-            # one rounding in the subtraction: one step down keeps it a lower bound
-            if np.any(np.nextafter(low - b, -np.inf) > 0):
-                self.outcome[(ci, di)] = "krelu LP"
-                self.stats["refuted_by_krelu_lp"] = self.stats.get("refuted_by_krelu_lp", 0) + 1
 
     def solve_open(self):
         """Every disjunct still open: MILPs, over input sub-boxes where the input is low-dimensional."""
@@ -581,7 +562,6 @@ class _Run:
         if all(refuted):
             by = sorted({o for o in outcomes})
             how = {"lipschitz": "Lipschitz certificate", "bounds": "bounds",
-                   "krelu LP": "the LP with k-ReLU facets (padded dual bound)",
                    "refined bounds": f"bounds refined over {self.stats.get('refine_domains', 0)} domains",
                    "milp": "SMT unsat (z3)" if self.solver == "z3" else "MILP infeasible",
                    "relu split": f"ReLU splitting over {self.stats.get('relu_domains', 0)} domains",

@@ -175,33 +175,3 @@ def test_the_facets_reach_the_milp():
     plain, with_cuts = build_milp(net, lb, Case(lo, hi, [d]), d), build_milp(net, lb, Case(lo, hi, [d]), d, cuts=cuts)
     assert with_cuts.num_rows == plain.num_rows + sum(len(c.b) for c in cuts)
     assert with_cuts.stats["krelu_rows"] == sum(len(c.b) for c in cuts) > 0
-
-
-def test_verify_refutes_by_the_krelu_lp_what_the_bounds_leave_open():
-    """On a net where the k-ReLU LP proves a margin that alpha-CROWN cannot, verify under krelu
-    refutes it by that LP (and the verdict is the oracle's unsat)."""
-    from exactverify.core.property import Property
-    from exactverify.search.verifier import verify
-    found = False
-    for seed in range(6):
-        net = random_network([3, 8, 8, 3], seed=seed)
-        lo, hi = np.full(3, -1.0), np.full(3, 1.0)
-        lb = crown_bounds(net, lo, hi, alpha="optimized")
-        c = np.array([1.0, -1.0, 0.0])
-        kr = float(lp_lower_bounds(net, lb, c, krelu.network_cuts(net, lb, 3))[0])
-        crown = float(krelu_free_bound(net, lb, c))
-        if not crown < kr - 1e-3:
-            continue
-        # y0 - y1 >= kr everywhere (the test above checks kr <= the exact minimum), so the unsafe
-        # disjunct y0 - y1 <= b with b below kr is unreachable, and b above alpha-CROWN's bound
-        d = OutputConstraint(c[None, :], np.array([crown + 0.25 * (kr - crown)]))
-        prop = Property(3, 3, [Case(lo, hi, [d])], source="krelu test")
-        res = verify(net, prop, timeout=60, tightening="krelu")
-        assert res.status == "unsat", res.reason
-        found = found or "k-ReLU" in res.reason
-    assert found
-
-
-def krelu_free_bound(net, lb, c):
-    from exactverify.bounds.crown import linear_objective_bounds
-    return linear_objective_bounds(net, lb, np.atleast_2d(c), 0.0, alpha="optimized")[0][0]
