@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.network import Affine, Network, ReLU
 from .padding import pad
 
 FEASIBILITY = 1e-9  # relative: candidate vertices this close to feasible are kept (more points are sound)
@@ -221,8 +222,6 @@ def octahedral_bounds(prefix, prefix_bounds, groups: list):
 def layer_cuts(network, layer_bounds, layer: int, k: int) -> list:
     """The GroupFacets of the ReLUs fed by `network.layers[layer]` (an Affine layer), over the input set
     of `layer_bounds` (its box, and its ball if any): groups by `choose_groups`, octahedra by CROWN."""
-    from ..core.network import Network
-
     lo, hi = layer_bounds.lower[layer], layer_bounds.upper[layer]
     groups = choose_groups(lo, hi, k)
     if not groups:
@@ -239,7 +238,6 @@ def layer_cuts(network, layer_bounds, layer: int, k: int) -> list:
 
 def relu_inputs(network) -> list:
     """Indices of the Affine layers whose outputs feed a ReLU (where groups can be formed)."""
-    from ..core.network import Affine, ReLU
     return [i for i in range(len(network.layers) - 1)
             if isinstance(network.layers[i], Affine) and isinstance(network.layers[i + 1], ReLU)]
 

@@ -20,7 +20,8 @@ from .runtime import held_interrupts
 
 
 class Journal:
-    """The finished tasks of a run, read from `path` (`finished`: key -> record) and appended to as tasks end."""
+    """The finished tasks of a run as `path` held them when opened (`finished`: key -> record), appended to as
+    tasks end."""
 
     def __init__(self, path, config: dict, key: str, match: tuple = ()):
         self.path = Path(path)
@@ -58,7 +59,7 @@ class Journal:
                 continue
             if self.key not in record:
                 raise InputError(self.path, f"line {k + 1} has no {self.key!r}")
-            done[_hashable(record[self.key])] = record
+            done[record[self.key]] = record
         return done
 
     def __enter__(self) -> "Journal":
@@ -78,17 +79,12 @@ class Journal:
     def append(self, record: dict) -> None:
         """Write one finished task's record (it must hold `key`) as a whole line and flush it."""
         self._write(record)
-        self.finished[_hashable(json.loads(json.dumps(record[self.key], default=json_default)))] = record
 
     def _write(self, record: dict) -> None:
         line = json.dumps(record, default=json_default) + "\n"
         with held_interrupts():  # a Ctrl-C lands after the line, never inside it
             self._file.write(line)
             self._file.flush()
-
-
-def _hashable(key):
-    return tuple(key) if isinstance(key, list) else key
 
 
 def _drop_cut_line(path: Path) -> None:

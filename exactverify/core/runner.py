@@ -41,12 +41,6 @@ class Runner:
     workers: int = 1
     scheduler: str | None = None
 
-    def describe(self) -> str:
-        """'Dask scheduler tcp://...', '4 worker processes' or 'this process' (for logs and reports)."""
-        if self.scheduler:
-            return f"Dask scheduler {self.scheduler}"
-        return f"{self.workers} worker processes" if self.workers > 1 else "this process"
-
     @contextlib.contextmanager
     def results(self, task, items, initializer=None, initargs=()):
         """An iterator over `task(item)` for every item, in the order the tasks end; see the module docstring.

@@ -95,7 +95,6 @@ class MilpModel:
     # how to read a solution back
     input_cols: np.ndarray = None  # column of each network input
     output_cols: np.ndarray = None  # column of each network output, _ZERO (-1) where it is identically 0
-    layer_cols: list = None  # per layer, the column of each of its outputs (_ZERO where identically 0)
     violation_col: int = -1  # the column s
     tolerance: float = 0.0  # s <= tolerance: infeasible proves that no point has violation <= 0
     cap: float = 0.0  # s >= cap: by default the lower bound the output bounds imply
@@ -191,7 +190,6 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
                    prefix="input")
 
     cols = x_cols
-    layer_cols = []
     for i, layer in enumerate(network.layers):
         lo, hi = layer_bounds.pre_activation(i)
         out_lo, out_hi = layer_bounds.lower[i], layer_bounds.upper[i]
@@ -206,7 +204,6 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
             cols = _encode_maxgroups(b, i, layer, cols, lo, hi, out_lo, out_hi)
         else:
             raise TypeError(f"unknown layer type {type(layer).__name__}")
-        layer_cols.append(cols)
 
     y_lo, y_hi = layer_bounds.lower[-1], layer_bounds.upper[-1]
     A = np.asarray(disjunct.A, dtype=np.float64)
@@ -235,7 +232,6 @@ def build_milp(network: Network, layer_bounds: LayerBounds, case: Case, disjunct
     model.sense = "min"
     model.input_cols = x_cols
     model.output_cols = cols
-    model.layer_cols = layer_cols
     model.violation_col = s_col
     model.tolerance = tolerance
     model.cap = cap
