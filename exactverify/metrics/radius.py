@@ -76,13 +76,17 @@ from ..core.network import Network
 from ..core.property import linf_ball, robustness_property
 from .bastani import bastani_estimate
 from .norms import check_norm, domain_arrays, reach
-from .radius_ball import BallChecker
+from .radius_ball import STRICT_MARGIN, BallChecker
 from .radius_attack import (Best, as_counterexample, attack, descend_all_classes, flip_margin, region_descent,
                             strict_point)
 from .radius_milp import (add_cut, certified_radius, l2_directions, largest_certified, margin_matrix, padded,
                           radius_model, solve_milp)
 
 EXACT_RTOL = 1e-6  # "exact": upper - lower <= EXACT_RTOL * max(1, upper)
+# the radius MILPs' ball bounds (L1, L2) are refined once, with this many domains per neuron side, for at
+# most this share of the time left: on the digits network (L1) 2048 domains took 4-5 s and made most
+# per-class MILPs close at the root in 1-2 s; 256 took 0.8 s and left MILPs of 2-4 s
+REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 2048, 0.25
 
 
 @dataclass
@@ -192,7 +196,7 @@ class RadiusSearch:
         self.attack_upper()
         if closed(self.lower, self.best.upper):
             return self.result(self.lower)
-        if self.method == "checks":
+        if self.method == "checks" and not self.ball_milps():
             done = self.close_by_checks()
             if done is not None:
                 return done
@@ -274,6 +278,14 @@ class RadiusSearch:
                min(self.deadline, time.perf_counter() + max(1.0, 0.1 * self.timeout)), seed=self.seed)
         self.stats["attack_seconds"] = time.perf_counter() - t0
         self.stats["attack_upper"] = self.best.upper
+
+    def ball_milps(self) -> bool:
+        """Whether the radius MILPs over the ball (stage 3 with `region`'s ball bounds) replace the
+        fixed-radius checks: in L1, where the ball's rows are exact, on a finite domain. On the
+        digits network the per-class MILPs, their bounds refined over the ball of the descended upper
+        bound, closed 8 of 8 points whose checks had timed out at 30 s, in 12-23 s each; the L2
+        ball's cutting planes in a MILP are too slow (a class took over 60 s), so L2 keeps the checks."""
+        return self.norm == "1" and self.finite_domain
 
     def descend(self) -> None:
         """Region descent from the best point and from targeted-ascent points of every class."""
@@ -395,16 +407,16 @@ class RadiusSearch:
                              else 1e3 * max(1.0, float(np.max(np.abs(self.x0)))))
         reg = self.region(min(self.best.upper, self.cap))
         # the first region is the whole domain
-        self.covers_domain = self.finite_domain and reg["R_box"] >= self.domain_radius
+        self.covers_domain = reg["covers"]
         self.t_lo = max(0.0, self.lower)
         self.reg0_full = reg["t_full"]
 
         open_k = [k for k in range(len(others)) if reg["m_lo"][k] <= 0]
         self.stats["classes_open"] = len(open_k)
         if not open_k:
-            # nothing in the region flips: every misclassified point is farther than R_box in L-inf, hence
-            # in L1 and L2 too (those balls lie in the L-inf box of the same radius)
-            return self.final(max(reg["R_box"], self.reg0_full) if self.covers_domain else reg["R_box"])
+            # nothing in the region flips: every misclassified point is farther than its radius (an L1 or L2
+            # ball, or the L-inf box, which holds the L1 and L2 balls of the same radius)
+            return self.final(max(reg["radius"], self.reg0_full) if self.covers_domain else reg["radius"])
         if self.disjunction == "binary" or len(open_k) == 1:
             M = np.array([max(float(reg["m_hi"][k]), 0.0) for k in open_k]) * (1 + 1e-9) + 1e-9
             return self.final(self.solve_region(reg, [others[k] for k in open_k], M))
@@ -420,27 +432,43 @@ class RadiusSearch:
                 continue
             if math.isfinite(self.best.upper) and self.best.upper < 0.98 * reg["R"]:
                 reg = self.region(self.best.upper)
-            if reg["m_lo"][k] > 0:  # class j cannot win within R_box of x0
-                lower_j.append(reg["R_box"])
+            if reg["m_lo"][k] > 0:  # class j cannot win within the region's radius of x0
+                lower_j.append(reg["radius"])
                 self.stats["classes_skipped"] = self.stats.get("classes_skipped", 0) + 1
                 continue
             lower_j.append(self.solve_region(reg, [others[k]], None))
         return self.final(min(lower_j))
 
     def region(self, R: float) -> dict:
-        """Box, bounds and margin bounds for search radius R (every point with ||x - x0|| <= R, any norm)."""
+        """Box, bounds and margin bounds for search radius R (every point with ||x - x0|| <= R, any norm).
+
+        In L1 and L2 on a finite domain the bounds are over the ball itself (a hair larger than R, so
+        that they hold up to t's upper bound), refined (search/refine.py) the first time, and every
+        later, smaller ball starts from them; elsewhere CROWN over the L-inf box of radius R."""
         from ..bounds.crown import linear_objective_bounds
         from ..search.tightening import tightened_bounds
-        net_s, x0, stats = self.net_s, self.x0, self.stats
+        x0, stats = self.x0, self.stats
         t0 = time.perf_counter()
         R_box = R if math.isfinite(R) else self.fallback_box
         lo, hi = linf_ball(x0, R_box, (self.dlo, self.dhi))
-        lb = tightened_bounds(net_s, lo, hi, "crown")
-        m_lo, m_hi = linear_objective_bounds(net_s, lb, self.C)  # bounds on y_label - y_j over the box
+        if self.norm != "inf" and self.finite_domain:
+            net = self.balls.net_b
+            R_ball = min(R * (1 + 1e-9) + 1e-12, self.domain_reach)
+            lb, m_lo = self.balls.bounds(R_ball)
+            if self.balls.refined is None and not np.all(m_lo > 0):
+                now = time.perf_counter()
+                lb = self.balls.refine(lb, R_ball, now + REGION_REFINE_SHARE * (self.deadline - now),
+                                       REGION_REFINE_DOMAINS)
+            covers, radius = R_ball >= self.domain_reach, R_ball
+        else:
+            net = self.net_s
+            lb = tightened_bounds(net, lo, hi, "crown")
+            covers, radius = self.finite_domain and R_box >= self.domain_radius, R_box
+        m_lo, m_hi = linear_objective_bounds(net, lb, self.C)  # bounds on y_label - y_j over the region
         stats["bounds_seconds"] = stats.get("bounds_seconds", 0.0) + time.perf_counter() - t0
-        stats.setdefault("unstable", lb.unstable_counts(net_s))
-        return {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "m_lo": m_lo, "m_hi": m_hi,
-                "t_full": reach(x0, lo, hi, self.norm)}
+        stats.setdefault("unstable", lb.unstable_counts(net))
+        return {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "net": net, "m_lo": m_lo, "m_hi": m_hi,
+                "covers": covers, "radius": radius, "t_full": reach(x0, lo, hi, self.norm)}
 
     def final(self, bound: float) -> RadiusResult:
         """The result for the MILP stage's lower bound `bound`."""
@@ -449,6 +477,17 @@ class RadiusSearch:
             self.stats["robust_on_domain"] = True
             return self.result(math.inf, "exact")
         return self.result(max(self.lower, bound))
+
+    def deepen(self, reg: dict, j: int, boundary, t_lo: float, t_hi: float) -> None:
+        """The MILP's optimum is a tie y_j = y_label, often at a vertex of the flip region where strict
+        flips are a thin wedge that rounding misses: solve once more with the flip required
+        STRICT_MARGIN deep, and let the re-check walk from that point back towards the tie."""
+        model, _ = radius_model(reg["net"], reg["lb"], self.x0, self.label, [j], self.norm, reg["lo"], reg["hi"],
+                                t_lo, t_hi, margin=STRICT_MARGIN)
+        res = solve_milp(model, self.deadline - time.perf_counter(), None)
+        if res.status == "optimal" and res.x is not None:
+            self.best.offer(strict_point(self.network, self.x0, boundary, self.label, self.norm, self.dlo, self.dhi,
+                                         self.seed, deeper=res.x[model.input_cols]), "milp")
 
     def on_solution(self, col_values, objective) -> bool:
         """The solver's callback: offer each incumbent's input as the upper bound; never stop the solve."""
@@ -468,7 +507,7 @@ class RadiusSearch:
             t_hi = min(t_hi, best.upper * (1 + 1e-9) + 1e-12)
         if t_hi < t_lo:
             return t_hi
-        self.model, tcol = radius_model(self.net_s, reg["lb"], x0, self.label, classes, self.norm, reg["lo"],
+        self.model, tcol = radius_model(reg["net"], reg["lb"], x0, self.label, classes, self.norm, reg["lo"],
                                         reg["hi"], t_lo, t_hi, M)
         bound = t_lo
         cuts = 0
@@ -490,7 +529,11 @@ class RadiusSearch:
                 bound = max(bound, padded(res.dual_bound))
             elif res.status == "optimal" and res.objective is not None and not self.model.integrality.any():
                 bound = max(bound, padded(res.objective))  # an LP (no unstable ReLU): its optimum
-            if res.status != "optimal" or res.x is None or self.norm != "2":
+            if res.status != "optimal" or res.x is None:
+                return bound
+            if self.norm != "2":
+                if len(classes) == 1 and not closed(bound, best.upper):
+                    self.deepen(reg, classes[0], res.x[self.model.input_cols], t_lo, t_hi)
                 return bound
             xs = res.x[self.model.input_cols]
             tstar = float(res.x[tcol])

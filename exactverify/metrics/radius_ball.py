@@ -92,6 +92,17 @@ class BallChecker:
         """Lower bounds on y_label - y_j (j != label) over the input set of `lb`."""
         return linear_objective_bounds(self.net_b, lb, self.C, alpha=alpha)[0]
 
+    def refine(self, lb, r: float, until: float, domains: int, open_k=None):
+        """`lb` (bounds over the ball of radius r) refined by search/refine.py until `until`, or until
+        every margin in open_k (default: all) is proven > 0; kept for every later ball of radius <= r."""
+        keep = slice(None) if open_k is None else open_k
+        t0 = time.perf_counter()
+        lb = refine_bounds(self.net_b, lb, until, domains=domains,
+                           enough=lambda b: bool(np.all(self.margins(b)[keep] > 0)))
+        self.stats.refine_seconds += time.perf_counter() - t0
+        self.refined = (r, lb)
+        return lb
+
     def certified(self, r: float) -> bool:
         """CROWN alone proves every margin > 0 over the ball of radius r."""
         return bool(np.all(self.bounds(r, alpha="adaptive")[1] > 0))
@@ -148,10 +159,7 @@ class BallChecker:
                 break
             open_k = [k for k in open_k if k not in refuted]
             now = time.perf_counter()
-            lb = refine_bounds(self.net_b, lb, now + REFINE_SHARE * (deadline - now), domains=domains,
-                               enough=lambda b: bool(np.all(self.margins(b)[open_k] > 0)))
-            self.stats.refine_seconds += time.perf_counter() - now
-            self.refined = (r, lb)
+            lb = self.refine(lb, r, now + REFINE_SHARE * (deadline - now), domains, open_k)
             m_lo = self.margins(lb)
             open_k = [k for k in open_k if not m_lo[k] > 0]
             now = time.perf_counter()
