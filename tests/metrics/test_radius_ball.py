@@ -122,6 +122,43 @@ def test_a_ball_bound_that_claims_too_much_is_caught(oracle_cases, monkeypatch):
     assert wrong > 0
 
 
+def test_l1_radius_by_ball_milps_matches_the_oracle(oracle_cases, monkeypatch):
+    """L1 without the quick check: the radius MILPs over the ball (bounds refined over it) give rho."""
+    from exactverify.metrics.radius import RadiusSearch
+    monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
+    milps = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        if norm != "1":
+            continue
+        r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+        tol = 1e-6 * max(1.0, rho)
+        assert r.status == "exact" and r.lower <= rho + tol and r.upper >= rho - tol, (r.lower, r.upper, rho)
+        assert r.stats.get("checks", 0) == 0
+        milps += r.stats["milps"]
+    assert milps >= 6
+
+
+def test_ball_milps_over_bounds_of_too_small_a_ball_are_caught(oracle_cases, monkeypatch):
+    """A region whose neuron bounds hold only over the ball of half its radius (a plausible slip: the
+    bounds of an older, smaller ball) lets the MILPs miss the nearest flips: the lower bound passes rho."""
+    from exactverify.metrics import radius as radius_mod
+    monkeypatch.setattr(radius_mod.RadiusSearch, "quick_check", lambda self: None)
+    real = radius_mod.RadiusSearch.region
+
+    def shrunk(self, R):
+        from exactverify.core.property import linf_ball
+        from exactverify.metrics.norms import reach
+        lo, hi = linf_ball(self.x0, R, (self.dlo, self.dhi))  # the MILP's rows still search radius R
+        return {**real(self, 0.5 * R), "R": R, "radius": R, "lo": lo, "hi": hi, "t_full": reach(self.x0, lo, hi, "1")}
+    monkeypatch.setattr(radius_mod.RadiusSearch, "region", shrunk)
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        if norm == "1":
+            r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+            wrong += r.lower > rho + 1e-6 * max(1.0, rho)
+    assert wrong > 0
+
+
 def _deadline():
     import time
     return time.perf_counter() + VERDICT_TIMEOUT
