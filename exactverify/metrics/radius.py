@@ -90,11 +90,14 @@ from .radius_milp import (add_cut, certified_radius, l2_directions, largest_cert
 
 EXACT_RTOL = 1e-6  # "exact": upper - lower <= EXACT_RTOL * max(1, upper)
 # the radius MILPs' ball bounds (L1, L2) are refined once, with this many domains per neuron side, for at
-# most this share of the time left: on the digits network (L1) 2048 domains took 4-5 s and made most
-# per-class MILPs close at the root in 1-2 s; 256 took 0.8 s and left MILPs of 2-4 s
-REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 2048, 0.25
-# L1: a ball check of at most this long (or this share of the timeout) before the ball MILPs
-QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE = 3.0, 0.1
+# most this share of the time left. On the digits network (L1, six points, refinement + nine MILPs):
+# 2048 domains took 4-5 s and most per-class MILPs closed at the root in 1-2 s; 1024 took 1.6-3.2 s,
+# the whole 6.2-15.5 s against 512's 6.5-17.1 s and 2048's 7-17 s
+REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 1024, 0.25
+# L1: a ball check of at most this long (or this share of the timeout) before the ball MILPs. It closes
+# the smallest balls in under a second; at 3 s it cost the many large balls more than it saved (median
+# 14-15 s against 11-12 s without it, on the first 20 digits points)
+QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE = 1.0, 0.05
 
 
 @dataclass
@@ -302,7 +305,7 @@ class RadiusSearch:
 
     def quick_check(self) -> None:
         """A short ball check just below the upper bound, before the ball MILPs: it closes the small
-        balls in a second or two, where the MILPs' refinement alone takes seconds."""
+        balls in under a second, where the MILPs' refinement alone takes seconds."""
         upper = self.best.upper
         if not math.isfinite(upper):
             return
