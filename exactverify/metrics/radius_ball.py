@@ -107,18 +107,20 @@ class BallChecker:
         """CROWN alone proves every margin > 0 over the ball of radius r."""
         return bool(np.all(self.bounds(r, alpha="adaptive")[1] > 0))
 
-    def check(self, r: float, deadline: float) -> str:
-        """"unsat", "sat", "unknown" or "timeout" for the ball of radius r; see the module docstring."""
+    def check(self, r: float, deadline: float, refine: bool = True) -> str:
+        """"unsat", "sat", "unknown" or "timeout" for the ball of radius r; see the module docstring.
+        refine=False: one split to the deadline on the bounds as they are (refined ones of a larger
+        ball, `self.refined`, included), without refining them."""
         t0 = time.perf_counter()
         try:
-            status = self._check(float(r), deadline)
+            status = self._check(float(r), deadline, refine)
         finally:
             self.stats.checks += 1
             self.stats.seconds += time.perf_counter() - t0
         self.stats.log.append([float(r), status, round(time.perf_counter() - t0, 3)])
         return status
 
-    def _check(self, r: float, deadline: float) -> str:
+    def _check(self, r: float, deadline: float, refine: bool = True) -> str:
         if self.best.upper <= r:
             return "sat"
         lb, m_lo = self.bounds(r)
@@ -153,8 +155,9 @@ class BallChecker:
         # a short split on the CROWN bounds settles the easy checks; the rest get refined bounds first,
         # in stages of more domains per neuron side, each followed by a split (the last one to the deadline)
         now = time.perf_counter()
-        refuted, ce = split(lb, open_k, min(deadline, now + max(PROBE_SECONDS, PROBE_SHARE * (deadline - now))))
-        for stage, domains in enumerate(REFINE_DOMAINS):
+        probe = max(PROBE_SECONDS, PROBE_SHARE * (deadline - now)) if refine else deadline - now
+        refuted, ce = split(lb, open_k, min(deadline, now + probe))
+        for stage, domains in enumerate(REFINE_DOMAINS if refine else ()):
             if ce is not None or self.best.upper <= r or set(refuted) >= set(open_k) or time.perf_counter() >= deadline:
                 break
             open_k = [k for k in open_k if k not in refuted]
