@@ -42,12 +42,14 @@ LEAF_BINARIES = 12  # an L1 domain with at most this many unstable ReLUs left is
 LEAF_SECONDS = 1.0  # the most one leaf MILP may take
 # A check first splits on the CROWN bounds for PROBE_SECONDS (or PROBE_SHARE of its time); if that does
 # not settle it, the bounds are refined (search/refine.py, REFINE_DOMAINS[0] per neuron side) for up to
-# REFINE_SHARE of the time left, and the split starts again on them for SPLIT_SHARE of the time left;
-# then once more with REFINE_DOMAINS[1], the split running to the deadline. On the digits network (L1,
-# rho 0.94) 256 domains (0.8 s) cut the split from 181k domains (13 s) to 27k (1.7 s); at rho 1.20, 256
-# left a 100 s split of 1.36M domains, 2048 (5.6 s) a 26 s one of 403k.
+# REFINE_SHARE of the time left, and the split starts again on them for SPLIT_SHARE of the time left
+# (the last stage's split runs to the deadline). On the digits network (L1, rho 0.94) 256 domains
+# (0.8 s) cut the split from 181k domains (13 s) to 27k (1.7 s); at rho 1.20, 256 left a 100 s split of
+# 1.36M domains, 2048 (5.6 s) a 26 s one of 403k. One stage of 1024 decided the four hardest L2
+# checks of the standard network (just below rho, 60 s each) in 9-13 s, where stages of 256 and then
+# 2048 took 11-25 s (the split on the 256-domain bounds ran to its end, 150-300k domains).
 PROBE_SECONDS, PROBE_SHARE = 0.5, 0.02
-REFINE_SHARE, REFINE_DOMAINS, SPLIT_SHARE = 0.3, (256, 2048), 0.5
+REFINE_SHARE, REFINE_DOMAINS, SPLIT_SHARE = 0.3, (1024,), 0.5
 # how deep into the flip region a leaf's second candidate lies (past float32 rounding of a logit); the
 # re-check then walks back from it towards the first, tied, candidate
 STRICT_MARGIN = 1e-6
