@@ -450,9 +450,19 @@ class RadiusSearch:
             # nothing in the region flips: every misclassified point is farther than its radius (an L1 or L2
             # ball, or the L-inf box, which holds the L1 and L2 balls of the same radius)
             return self.final(max(reg["radius"], self.reg0_full) if self.covers_domain else reg["radius"])
+        # classes that a ball check just below the upper bound proved (they win nowhere in that ball) need
+        # no MILP: their bound already closes the bracket
+        proven = {} if self.norm == "inf" else {
+            k: r for k, r in self.balls.proven.items() if closed(r, self.best.upper)}
+        checked = [proven[k] for k in open_k if k in proven]
+        open_k = [k for k in open_k if k not in proven]
+        if checked:
+            self.stats["classes_proven_by_checks"] = len(checked)
+            if not open_k:
+                return self.final(min(checked))
         if self.disjunction == "binary" or len(open_k) == 1:
             M = np.array([max(float(reg["m_hi"][k]), 0.0) for k in open_k]) * (1 + 1e-9) + 1e-9
-            return self.final(self.solve_region(reg, [others[k] for k in open_k], M))
+            return self.final(min([self.solve_region(reg, [others[k] for k in open_k], M)] + checked))
 
         # one MILP per class: the class of the best point first, then by the least margin lower bound;
         # whenever the best upper bound has shrunk, the region (and its bounds) shrinks with it
@@ -470,7 +480,7 @@ class RadiusSearch:
                 self.stats["classes_skipped"] = self.stats.get("classes_skipped", 0) + 1
                 continue
             lower_j.append(self.solve_region(reg, [others[k]], None))
-        return self.final(min(lower_j))
+        return self.final(min(lower_j + checked))
 
     def region(self, R: float) -> dict:
         """Box, bounds and margin bounds for search radius R (every point with ||x - x0|| <= R, any norm).

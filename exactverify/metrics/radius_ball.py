@@ -81,6 +81,9 @@ class BallChecker:
         self.others = [j for j in range(net_b.output_size) if j != label]
         self.stats = BallCheckStats()
         self.refined = None  # (radius, LayerBounds refined over that ball): they hold in every smaller ball
+        # k: the largest radius r at which a check proved that class others[k] wins nowhere in the ball
+        # (CROWN's margin or a finished split), even where the check as a whole stayed open
+        self.proven: dict[int, float] = {}
 
     def bounds(self, r: float, alpha="optimized"):
         """CROWN bounds over the ball of radius r (and the domain), and the margins' lower bounds.
@@ -122,11 +125,17 @@ class BallChecker:
         self.stats.log.append([float(r), status, round(time.perf_counter() - t0, 3)])
         return status
 
+    def _prove(self, ks, r: float) -> None:
+        """Record that no class others[k], k in ks, ties or beats the label in the ball of radius r."""
+        for k in ks:
+            self.proven[int(k)] = max(self.proven.get(int(k), 0.0), float(r))
+
     def _check(self, r: float, deadline: float, refine: bool = True) -> str:
         if self.best.upper <= r:
             return "sat"
         lb, m_lo = self.bounds(r)
         open_k = [k for k in range(len(self.others)) if not m_lo[k] > 0]
+        self._prove(np.flatnonzero(m_lo > 0), r)
         if not open_k:
             return "unsat"
         if not relu_split.supports(self.net_b):
@@ -159,6 +168,7 @@ class BallChecker:
         now = time.perf_counter()
         probe = max(PROBE_SECONDS, PROBE_SHARE * (deadline - now)) if refine else deadline - now
         refuted, ce = split(lb, open_k, min(deadline, now + probe))
+        self._prove(refuted, r)
         for stage, domains in enumerate(REFINE_DOMAINS if refine else ()):
             if ce is not None or self.best.upper <= r or set(refuted) >= set(open_k) or time.perf_counter() >= deadline:
                 break
@@ -166,10 +176,12 @@ class BallChecker:
             now = time.perf_counter()
             lb = self.refine(lb, r, now + REFINE_SHARE * (deadline - now), domains, open_k)
             m_lo = self.margins(lb)
+            self._prove([k for k in open_k if m_lo[k] > 0], r)
             open_k = [k for k in open_k if not m_lo[k] > 0]
             now = time.perf_counter()
             until = deadline if stage == len(REFINE_DOMAINS) - 1 else now + SPLIT_SHARE * (deadline - now)
             refuted, ce = split(lb, open_k, until) if open_k else ([], None)
+            self._prove(refuted, r)
         if ce is not None or self.best.upper <= r:
             return "sat"
         if set(refuted) >= set(open_k):

@@ -122,6 +122,16 @@ def test_a_ball_bound_that_claims_too_much_is_caught(oracle_cases, monkeypatch):
     assert wrong > 0
 
 
+def test_a_check_without_refinement_agrees_with_the_oracle(oracle_cases):
+    """refine=False (the L1 quick check): one split on the bounds given, no refinement, the same answers."""
+    for net, x0, label, norm, rho in oracle_cases:
+        chk = _checker(net, x0, label, norm)
+        below = chk.check(rho * (1 - 1e-3), _deadline(), refine=False)
+        above = chk.check(rho * (1 + 1e-3), _deadline(), refine=False)
+        assert below == "unsat" and above != "unsat", (norm, rho, below, above)
+        assert chk.stats.refine_seconds == 0.0 and chk.refined is None
+
+
 def test_l1_radius_by_ball_milps_matches_the_oracle(oracle_cases, monkeypatch):
     """L1 without the quick check: the radius MILPs over the ball (bounds refined over it) give rho."""
     from exactverify.metrics.radius import RadiusSearch
