@@ -28,15 +28,29 @@ NETS = [([3, 8, 6, 3], 4), ([4, 7, 7, 3], 1), ([3, 10, 5, 4], 1), ([4, 8, 6, 3],
 
 def _oracle(net, x0, label, norm):
     """The exact rho: min over linear regions and classes j of the nearest x with y_j >= y_label."""
+    return min(_oracle_per_class(net, x0, label, norm).values())
+
+
+_PER_CLASS: dict = {}  # (id(net), norm): the oracle's per-class distances (the fixture's networks live on)
+
+
+def _oracle_per_class(net, x0, label, norm):
+    """{j: the distance of the nearest x with y_j >= y_label} over the linear regions (inf: none)."""
+    key = (id(net), norm)
+    if key not in _PER_CLASS:
+        _PER_CLASS[key] = _per_class(net, x0, label, norm)
+    return _PER_CLASS[key]
+
+
+def _per_class(net, x0, label, norm):
     n = net.input_size
     lo, hi = np.full(n, DOMAIN[0]), np.full(n, DOMAIN[1])
-    best = math.inf
+    best = {j: math.inf for j in range(net.output_size) if j != label}
     for G, h, M, c in linear_regions(net, Case(lo, hi, [])):
-        for j in range(net.output_size):
-            if j != label:
-                v = _min_norm(-G, h, M[j] - M[label], c[j] - c[label], x0, norm, lo, hi)
-                if v is not None:
-                    best = min(best, v)
+        for j in best:
+            v = _min_norm(-G, h, M[j] - M[label], c[j] - c[label], x0, norm, lo, hi)
+            if v is not None:
+                best[j] = min(best[j], v)
     return best
 
 
@@ -130,6 +144,29 @@ def test_a_check_without_refinement_agrees_with_the_oracle(oracle_cases):
         above = chk.check(rho * (1 + 1e-3), _deadline(), refine=False)
         assert below == "unsat" and above != "unsat", (norm, rho, below, above)
         assert chk.stats.refine_seconds == 0.0 and chk.refined is None
+
+
+def _proven_beyond_oracle(oracle_cases, count=4):
+    """Classes a check above rho records as proven (`BallChecker.proven`) at a radius past their own
+    nearest flip, over the first `count` cases: the number of such claims."""
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases[:count]:
+        per_class = _oracle_per_class(net, x0, label, norm)
+        chk = _checker(net, x0, label, norm)
+        chk.check(rho * 1.05, _deadline())
+        for k, r in chk.proven.items():
+            wrong += r > per_class[chk.others[k]] * (1 + 1e-6)
+    return wrong
+
+
+def test_classes_proven_by_a_check_hold_against_the_oracle(oracle_cases, monkeypatch):
+    """Every class a check records as winning nowhere in its ball has its nearest flip outside it; a
+    check that records every class (a slip in the bookkeeping) is caught by the same comparison."""
+    assert _proven_beyond_oracle(oracle_cases) == 0
+    real = radius_ball.BallChecker._prove
+    monkeypatch.setattr(radius_ball.BallChecker, "_prove",
+                        lambda self, ks, r: real(self, range(len(self.others)), r))
+    assert _proven_beyond_oracle(oracle_cases) > 0
 
 
 def test_l1_radius_by_ball_milps_matches_the_oracle(oracle_cases, monkeypatch):
