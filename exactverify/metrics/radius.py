@@ -210,20 +210,20 @@ class RadiusSearch:
         self.attack_upper()
         if closed(self.lower, self.best.upper):
             return self.result(self.lower)
-        if self.method == "checks" and self.ball_milps():
+        if self.method == "milp" or self.ball_milps():
+            # a closer upper bound first (the checks below descend themselves)
             self.descend()
+            if closed(self.lower, self.best.upper):
+                return self.result(self.lower)
+        if self.method == "checks" and self.ball_milps() and math.isfinite(self.best.upper):
             self.quick_check()
             if closed(self.lower, self.best.upper):
                 return self.result(self.lower)
         elif self.method == "checks":
+            # (L1 with no point found yet too: a check of the whole search region may find one, or prove it robust)
             done = self.close_by_checks()
             if done is not None:
                 return done
-        else:
-            # a closer upper bound first (the L-inf path above descends itself)
-            self.descend()
-            if closed(self.lower, self.best.upper):
-                return self.result(self.lower)
         return self.exact_milps()
 
     def result(self, lower: float, status: str | None = None) -> RadiusResult:
@@ -302,9 +302,11 @@ class RadiusSearch:
         """Whether the radius MILPs over the ball (stage 3 with `region`'s ball bounds) replace the
         fixed-radius checks: in L1, where the ball's rows are exact, on a finite domain. On the
         digits network the per-class MILPs, their bounds refined over the ball of the descended upper
-        bound, closed 8 of 8 points whose checks had timed out at 30 s, in 12-23 s each; the L2
-        ball's cutting planes in a MILP are too slow (a class took over 60 s), so L2 keeps the checks."""
-        return self.norm == "1" and self.finite_domain
+        bound, closed 8 of 8 points whose checks had timed out at 30 s, in 12-23 s each. An L2 ball in
+        a MILP (tangent planes of each coordinate's square, refined at each solution) was far too slow
+        (three of nine classes over 60 s at one fixed radius), so L2 keeps the checks. Without a point
+        found yet, L1 also goes to the checks, whose check of the whole search region may find one."""
+        return self.norm == "1" and self.finite_domain and self.method == "checks"
 
     def quick_check(self) -> None:
         """A short ball check just below the upper bound, before the ball MILPs and on their refined
