@@ -179,6 +179,19 @@ def test_max_radius_below_rho_is_a_bound_not_infinity(method):
     assert not r.stats.get("robust_on_domain")
 
 
+def test_l1_with_no_point_found_falls_back_to_the_checks():
+    """L1 normally goes to the ball MILPs once the descents found a point; where nothing in the domain
+    flips (the label's output raised by 100) no point is found, and the check of the whole domain
+    proves rho = inf, as before."""
+    net = random_network([2, 4, 3], seed=0)
+    x0 = _point(net, 0)
+    label = int(np.argmax(net.forward(x0)))
+    net.layers[-1].bias[label] += 100.0
+    r = pointwise_robustness(net, x0, label, norm="1", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+    assert r.status == "exact" and math.isinf(r.upper) and r.stats.get("robust_on_domain")
+    assert r.stats.get("checks", 0) >= 1 and r.stats["milps"] == 0
+
+
 @pytest.mark.parametrize("sizes,seed", FINITE)
 def test_verify_below_rho_is_unsat(sizes, seed):
     net = random_network(sizes, seed=seed)
