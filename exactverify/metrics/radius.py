@@ -37,8 +37,9 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    closer point and the loop repeats. On the first six MNIST images
    (256x2, 60 s) this closed images 0, 1, 2 in 4-9 s, where the radius MILP of step 3 needed
    19-46 s or timed out; what is left open goes on to step 3. L1 on a finite domain skips the
-   checks (`RadiusSearch.ball_milps`): after the descents it goes straight to step 3, whose region
-   is then the L1 ball of radius R.
+   checks (`RadiusSearch.ball_milps`): once the descents have found a point it goes to step 3, whose
+   region is then the L1 ball of radius R, after one short split on that region's refined bounds
+   (`RadiusSearch.quick_check`).
 3. The exact MILP over the search region B = domain ∩ (L-inf box of radius R around x0), which
    contains every candidate point of distance <= R in any of the norms: the big-M encoding of
    `encodings/milp.py` with neuron bounds (CROWN) valid over all of B, a radius column t in
