@@ -47,9 +47,8 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    ball of radius R itself (in the domain): the neuron bounds are CROWN's over that ball, refined once
    by search/refine.py (`region`), far tighter than over the box (on the digits network, L1, layer 2
    went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node).
-   For L2 the ball is an outer
-   approximation by cutting planes: each solution x* with ||x* - x0||_2 > t* adds the tangent
-   cut at x*, until the gap closes. Every relaxation's dual bound is a lower bound on rho, and
+   For L2 the ball is an outer approximation by cutting planes: each solution x* with
+   ||x* - x0||_2 > t* adds the tangent cut at x*, until the gap closes. Every relaxation's dual bound is a lower bound on rho, and
    every solution a candidate counterexample.
    The label change is a disjunction over the other classes, either one MILP per class j (the
    default: t <= the best upper bound so far, the class of the best point first; before each
@@ -357,8 +356,9 @@ class RadiusSearch:
         point (its strict-flip distance becomes the upper bound, and descent starts again from it). A
         fixed-radius check has bounds over that ball only and asks a decision question: on MNIST 256x2
         it takes 1-10 s, where minimising the radius in one MILP could take more than a minute.
-        The first check gets half the time left (a ball check BALL_FIRST_CHECK_SHARE); when it runs out, a wider descent (four starts per
-        class) and a second check just below the upper bound get half of the rest, and what remains
+        The first check gets half the time left (a ball check BALL_FIRST_CHECK_SHARE of it); when it
+        runs out, a wider descent (four starts per class) and a second check just below the upper
+        bound get half of the rest, and what remains
         goes to one check halfway down the bracket. (For L1 and L2 the second check runs only if the
         wider descent lowered the upper bound: a ball check does not resume the first one's search.)
         With no point found yet, the one check is at r_max: unsat there makes the lower bound r_max.
