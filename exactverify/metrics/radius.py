@@ -48,8 +48,8 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    by search/refine.py (`region`), far tighter than over the box (on the digits network, L1, layer 2
    went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node).
    For L2 the ball is an outer approximation by cutting planes: each solution x* with
-   ||x* - x0||_2 > t* adds the tangent cut at x*, until the gap closes. Every relaxation's dual bound is a lower bound on rho, and
-   every solution a candidate counterexample.
+   ||x* - x0||_2 > t* adds the tangent cut at x*, until the gap closes. Every relaxation's dual
+   bound is a lower bound on rho, and every solution a candidate counterexample.
    The label change is a disjunction over the other classes, either one MILP per class j (the
    default: t <= the best upper bound so far, the class of the best point first; before each
    class the region shrinks to the best upper bound, and classes whose margin CROWN proves
@@ -172,6 +172,7 @@ class RadiusSearch:
         self.lower = 0.0
         self.checks = 0
         self.model = None  # the radius MILP being solved (its input columns map solver points back)
+        self.last_region = None  # `region`'s last answer: the L1 quick check and the MILPs after it share it
 
     def validate(self, x0, label, norm, disjunction, method) -> None:
         """Check the arguments; set the point, its label and prediction, and the domain box."""
@@ -215,7 +216,7 @@ class RadiusSearch:
             self.descend()
             if closed(self.lower, self.best.upper):
                 return self.result(self.lower)
-        if self.method == "checks" and self.ball_milps() and math.isfinite(self.best.upper):
+        if self.ball_milps() and math.isfinite(self.best.upper):
             self.quick_check()
             if closed(self.lower, self.best.upper):
                 return self.result(self.lower)
@@ -316,6 +317,7 @@ class RadiusSearch:
         if not math.isfinite(upper):
             return
         self.region(upper)  # the bounds over the ball the MILPs will search, refined: the check starts from them
+        # (an unchanged upper bound leaves `exact_milps` this region as it is)
         r = max(upper - 0.5 * EXACT_RTOL * max(1.0, upper), self.lower)
         if self.check(r, min(QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE * self.timeout), refine=False) == "unsat":
             self.lower = max(self.lower, r)
@@ -493,6 +495,8 @@ class RadiusSearch:
         later, smaller ball starts from them; elsewhere CROWN over the L-inf box of radius R."""
         from ..bounds.crown import linear_objective_bounds
         from ..search.tightening import tightened_bounds
+        if self.last_region is not None and self.last_region["R"] == R:
+            return self.last_region
         x0, stats = self.x0, self.stats
         t0 = time.perf_counter()
         R_box = R if math.isfinite(R) else self.fallback_box
@@ -513,8 +517,9 @@ class RadiusSearch:
         m_lo, m_hi = linear_objective_bounds(net, lb, self.C)  # bounds on y_label - y_j over the region
         stats["bounds_seconds"] = stats.get("bounds_seconds", 0.0) + time.perf_counter() - t0
         stats.setdefault("unstable", lb.unstable_counts(net))
-        return {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "net": net, "m_lo": m_lo, "m_hi": m_hi,
-                "covers": covers, "radius": radius, "t_full": reach(x0, lo, hi, self.norm)}
+        self.last_region = {"R": R, "R_box": R_box, "lo": lo, "hi": hi, "lb": lb, "net": net, "m_lo": m_lo,
+                            "m_hi": m_hi, "covers": covers, "radius": radius, "t_full": reach(x0, lo, hi, self.norm)}
+        return self.last_region
 
     def final(self, bound: float) -> RadiusResult:
         """The result for the MILP stage's lower bound `bound`."""
