@@ -8,7 +8,8 @@ box of radius r, so it lower-bounds rho in every norm.
 x0): the big-M encoding of `encodings/milp.py` with neuron bounds valid over all of B, a radius
 column t in [lower, R], and
 - L-inf: -t <= x_i - x0_i <= t;
-- L1: d_i >= |x_i - x0_i| (two rows each), sum_i d_i <= t;
+- L1: d_i >= |x_i - x0_i| (two rows each), sum_i d_i <= t; where x0_i sits at a bound of the region,
+  sign_i (x_i - x0_i) stands in for d_i (`l1_one_sided`);
 - L2: cutting planes: u.(x - x0) <= t for unit vectors u (an outer approximation of the ball:
   ||v||_2 >= u.v), starting with +-e_i; `add_cut` appends one more such row (the search adds the tangent
   cut at each solution outside the ball).
@@ -149,16 +150,19 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
             rows += [r, r]; cols += [xc[i], t]; vals += [1.0, 1.0]; rl.append(x0[i]); ru.append(np.inf); r += 1
         rn += [f"rad{i}" for i in range(2 * n)]
     else:  # L1
-        dcols = base + 1 + np.arange(n)
-        cl += [0.0] * n
-        cu += list(np.maximum(np.abs(lo - x0), np.abs(hi - x0)))
-        names += [f"d{i}" for i in range(n)]
-        for i in range(n):
-            rows += [r, r]; cols += [dcols[i], xc[i]]; vals += [1.0, -1.0]; rl.append(-x0[i]); ru.append(np.inf); r += 1
-            rows += [r, r]; cols += [dcols[i], xc[i]]; vals += [1.0, 1.0]; rl.append(x0[i]); ru.append(np.inf); r += 1
-        rows += [r] * (n + 1); cols += list(dcols) + [t]; vals += [1.0] * n + [-1.0]; rl.append(-np.inf); ru.append(0.0)
+        two, one, sign, rhs = l1_one_sided(lo, hi, x0)
+        dcols = base + 1 + np.arange(len(two))
+        cl += [0.0] * len(two)
+        cu += list(np.maximum(np.abs(lo - x0), np.abs(hi - x0))[two])
+        names += [f"d{i}" for i in two]
+        for k, i in enumerate(two):
+            rows += [r, r]; cols += [dcols[k], xc[i]]; vals += [1.0, -1.0]; rl.append(-x0[i]); ru.append(np.inf); r += 1
+            rows += [r, r]; cols += [dcols[k], xc[i]]; vals += [1.0, 1.0]; rl.append(x0[i]); ru.append(np.inf); r += 1
+        # sum_two d_i + sum_one sign_i x_i - t <= sum_one sign_i x0_i (rounded up)
+        rows += [r] * (len(two) + len(one) + 1); cols += list(dcols) + list(xc[one]) + [t]
+        vals += [1.0] * len(two) + list(sign) + [-1.0]; rl.append(-np.inf); ru.append(rhs)
         r += 1
-        rn += [f"l1_{k}" for k in range(2 * n + 1)]
+        rn += [f"l1_{k}" for k in range(2 * len(two) + 1)]
     model = _extend(model, np.array(cl, float), np.array(cu, float), False, names, rows, cols, vals,
                     np.array(rl, float), np.array(ru, float), rn)
     if len(classes) > 1:
@@ -180,6 +184,17 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     model.objective[t] = 1.0
     model.sense = "min"
     return _prune(model, t)
+
+
+def l1_one_sided(lo, hi, x0):
+    """The L1 rows' split of the coordinates: (two, one, sign, rhs). Where x_i can move one way only in
+    [lo, hi] (x0_i at a bound), |x_i - x0_i| = sign_i (x_i - x0_i) exactly, so the distance needs no
+    column d_i and no rows of its own (on the digits data 57% of the pixels sit at 0 or 1; the per-class
+    MILPs took 10-20% less time without them); rhs is an upper bound on sum_one sign_i x0_i."""
+    up, down = lo >= x0, hi <= x0
+    two, one = np.flatnonzero(~(up | down)), np.flatnonzero(up | down)
+    sign = np.where(up[one], 1.0, -1.0)
+    return two, one, sign, _cut_rhs(sign, x0[one])
 
 
 def _prune(model, t: int):

@@ -209,3 +209,56 @@ def test_ball_milps_over_bounds_of_too_small_a_ball_are_caught(oracle_cases, mon
 def _deadline():
     import time
     return time.perf_counter() + VERDICT_TIMEOUT
+
+
+def _edge_cases(count=4):
+    """L1 instances whose x0 has coordinates on the domain's bounds (they can move one way only), with
+    the oracle's rho (uncached: the fixture's cache is keyed by network)."""
+    cases = []
+    for sizes, seed in NETS:
+        net, x0, _ = _instance(sizes, seed)
+        x0 = x0.copy()
+        x0[0], x0[-1] = DOMAIN[0], DOMAIN[1]
+        label = int(np.argmax(net.forward(x0)))
+        rho = min(_per_class(net, x0, label, "1").values())
+        if math.isfinite(rho):
+            cases.append((net, x0, label, rho))
+        if len(cases) == count:
+            break
+    return cases
+
+
+def _ball_milp_radii(cases):
+    """(exact and matching the oracle, MILPs solved) for the L1 radius by the ball MILPs, no quick check."""
+    ok, milps = [], 0
+    for net, x0, label, rho in cases:
+        r = pointwise_robustness(net, x0, label, norm="1", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+        tol = 1e-6 * max(1.0, rho)
+        ok.append(r.status == "exact" and r.lower <= rho + tol and r.upper >= rho - tol)
+        milps += r.stats["milps"]
+    return ok, milps
+
+
+def test_l1_one_sided_coordinates_match_the_oracle(monkeypatch):
+    """x0 on the domain's bounds: those coordinates enter the L1 row as sign (x_i - x0_i), no d_i."""
+    from exactverify.metrics.radius import RadiusSearch
+    from exactverify.metrics.radius_milp import l1_one_sided
+    monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
+    cases = _edge_cases()
+    assert len(cases) >= 3
+    assert all(len(l1_one_sided(np.full(len(x0), DOMAIN[0]), np.full(len(x0), DOMAIN[1]), x0)[1]) == 2
+               for _, x0, _, _ in cases)
+    ok, milps = _ball_milp_radii(cases)
+    assert all(ok) and milps >= len(cases)
+
+
+def test_one_sided_rows_that_drop_x0_are_caught(monkeypatch):
+    """A slip in the one-sided rows (x_i counted instead of x_i - x0_i) miscounts the distance: the
+    radius no longer matches the oracle on some instance."""
+    from exactverify.metrics import radius_milp
+    from exactverify.metrics.radius import RadiusSearch
+    monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
+    real = radius_milp.l1_one_sided
+    monkeypatch.setattr(radius_milp, "l1_one_sided", lambda lo, hi, x0: (*real(lo, hi, x0)[:3], 0.0))
+    ok, _ = _ball_milp_radii(_edge_cases())
+    assert not all(ok)
