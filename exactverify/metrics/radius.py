@@ -46,7 +46,10 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    [cheap lower, R], and the norm's rows (`radius_milp`). In L1 and L2 on a finite domain B is the
    ball of radius R itself (in the domain): the neuron bounds are CROWN's over that ball, refined once
    by search/refine.py (`region`), far tighter than over the box (on the digits network, L1, layer 2
-   went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node).
+   went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node). In L1
+   each unstable first-layer ReLU also gets its envelope row over the ball (`radius_milp`: a point
+   of the ball is a convex combination of x0 and the axis points x0 +- R e_i, and the ReLU is
+   convex), which made most classes' MILPs infeasible at once (0.02-0.05 s against 0.2-1.5 s).
    For L2 the ball is an outer approximation by cutting planes: each solution x* with
    ||x* - x0||_2 > t* adds the tangent cut at x*, until the gap closes. Every relaxation's dual
    bound is a lower bound on rho, and every solution a candidate counterexample.
@@ -96,13 +99,13 @@ BALL_FIRST_CHECK_SHARE = 0.7  # of the time left, for the first L1/L2 ball check
 # the whole 6.2-15.5 s against 512's 6.5-17.1 s and 2048's 7-17 s
 REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 1024, 0.25
 # L1: before the ball MILPs, one ReLU split of at most this long (or this share of the timeout) on their
-# refined bounds. On the digits networks it closed 14 of 28 sample points in 0.1-2 s (2-10 s sooner than
-# the MILPs) and cost the rest about 1 s. (A full ball check of 3 s, with its own refinement over a
-# slightly smaller ball, cost the large balls more than it saved: median 14-15 s against 11-12 s.)
-QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE = 2.0, 0.1
-# ... and only where the refined bounds leave at most this many unstable ReLUs past the first layer (whose
-# inputs the ball moves directly): on the digits networks every quick check that closed its point had at most
-# 23 of them, and 56 of the 104 that ran out of time had more than 24 (each a 2 s loss)
+# refined bounds, where those leave at most QUICK_CHECK_MAX_UNSTABLE unstable ReLUs past the first layer
+# (whose inputs the ball moves directly). On the digits networks every quick check that closed its point
+# had at most 23 of them, and 56 of the 104 that ran out of time had more than 24. With the MILPs'
+# envelope rows (radius_milp) the per-class MILPs mostly take 1-4 s, so the split gets 1 s: on 16 GloRo
+# points (where it closes most small balls in 0.2-0.9 s) the median was 5.9 s against 6.2 s with 2 s,
+# and 5.2 s with no split at all.
+QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE = 1.0, 0.1
 QUICK_CHECK_MAX_UNSTABLE = 24
 
 

@@ -9,7 +9,10 @@ x0): the big-M encoding of `encodings/milp.py` with neuron bounds valid over all
 column t in [lower, R], and
 - L-inf: -t <= x_i - x0_i <= t;
 - L1: d_i >= |x_i - x0_i| (two rows each), sum_i d_i <= t; where x0_i sits at a bound of the region,
-  sign_i (x_i - x0_i) stands in for d_i (`l1_one_sided`);
+  sign_i (x_i - x0_i) stands in for d_i (`l1_one_sided`); and for each unstable ReLU of the first
+  layer its star bound over the ball of radius t's upper bound (`_l1_envelope_rows`), which the
+  big-M rows miss: they know the neuron's range, not that the ball cannot push every input at once
+  (on the digits networks most per-class MILPs became infeasible at the root LP);
 - L2: cutting planes: u.(x - x0) <= t for unit vectors u (an outer approximation of the ball:
   ||v||_2 >= u.v), starting with +-e_i; `add_cut` appends one more such row (the search adds the tangent
   cut at each solution outside the ball).
@@ -165,6 +168,8 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
         rn += [f"l1_{k}" for k in range(2 * len(two) + 1)]
     model = _extend(model, np.array(cl, float), np.array(cu, float), False, names, rows, cols, vals,
                     np.array(rl, float), np.array(ru, float), rn)
+    if norm == "1":
+        model = _l1_envelope_rows(model, net_s, x0, lo, hi, t, base + 1 + np.arange(len(two)), t_hi)
     if len(classes) > 1:
         zc = model.num_cols + np.arange(len(classes))
         oc = model.output_cols
@@ -184,6 +189,57 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     model.objective[t] = 1.0
     model.sense = "min"
     return _prune(model, t)
+
+
+def _l1_envelope_rows(model, net_s, x0, lo, hi, t: int, dcols, r: float):
+    """Upper bounds on the first layer's unstable ReLUs over the L1 ball of radius r: tighter than the
+    big-M rows wherever the ball, not the box, limits the neuron.
+
+    A point x = x0 + delta with ||delta||_1 = s <= r is the convex combination (1 - s/r) x0 +
+    sum_i (|delta_i|/r) (x0 + r sgn(delta_i) e_i), and f = max(0, w.x + b) is convex, so
+    f(x) <= f(x0) + sum_i |delta_i| c_i^sgn(delta_i), with c_i^+- = (f(x0 +- r e_i) - f(x0)) / r.
+    Two-sided coordinates enter through d_i >= |delta_i| with max(c^+, c^-) (>= 0, as f is convex);
+    one-sided ones through sign_i (x_i - x0_i) with their own direction's c. The right-hand side is
+    padded by 1e-9 of the row's magnitude (far above its rounding)."""
+    import scipy.sparse as sp
+    if not (math.isfinite(r) and r > 0):
+        return model
+    from ..core.network import Affine, ReLU
+    if len(net_s.layers) < 2 or not isinstance(net_s.layers[0], Affine) or not isinstance(net_s.layers[1], ReLU):
+        return model
+    layer = net_s.layers[0]
+    W = np.asarray(layer.dense_weight(), dtype=np.float64)
+    b = np.asarray(layer.bias, dtype=np.float64)
+    index = {name: c for c, name in enumerate(model.col_names) if name.startswith("L1_y")}
+    js = [j for j in range(W.shape[0]) if f"L1_y{j}" in index]
+    if not js:
+        return model
+    two, one, sign, _ = l1_one_sided(lo, hi, x0)
+    xc = np.asarray(model.input_cols, dtype=np.int64)
+    Wj = W[js]
+    z0 = Wj @ x0 + b[js]
+    f0 = np.maximum(z0, 0.0)
+    c_up = (np.maximum(z0[:, None] + r * Wj, 0.0) - f0[:, None]) / r
+    c_down = (np.maximum(z0[:, None] - r * Wj, 0.0) - f0[:, None]) / r
+    c_two = np.maximum(np.maximum(c_up[:, two], c_down[:, two]), 0.0)
+    c_one = np.where(sign > 0, c_up[:, one], c_down[:, one]) * sign  # per unit of x_i
+    # y_j - sum_two c d_i - sum_one c_one x_i <= f0 - sum_one c_one x0_i (+ pad)
+    from ..encodings.milp import SMALL_ENTRY
+    k = len(js)
+    rows = np.concatenate([np.arange(k), np.repeat(np.arange(k), len(two)), np.repeat(np.arange(k), len(one))])
+    cols = np.concatenate([[index[f"L1_y{j}"] for j in js], np.tile(dcols, k), np.tile(xc[one], k)]).astype(np.int64)
+    vals = np.concatenate([np.ones(k), -c_two.ravel(), -c_one.ravel()])
+    rhs = f0 - c_one @ x0[one]
+    rhs = rhs + 1e-9 * (1.0 + np.abs(f0) + np.abs(c_one) @ np.abs(x0[one])
+                        + r * (np.abs(c_two).sum(1) + np.abs(c_one).sum(1)))
+    # entries HiGHS would drop: left out, their row widened by the most they could contribute
+    tiny = (np.abs(vals) < SMALL_ENTRY) & (vals != 0)
+    reach = np.maximum(np.abs(model.col_lower[cols[tiny]]), np.abs(model.col_upper[cols[tiny]]))
+    np.add.at(rhs, rows[tiny], np.abs(vals[tiny]) * reach)
+    keep = vals != 0
+    keep &= ~tiny
+    return _extend(model, np.zeros(0), np.zeros(0), False, [], rows[keep], cols[keep], vals[keep],
+                   np.full(k, -np.inf), rhs, [f"env{j}" for j in js])
 
 
 def l1_one_sided(lo, hi, x0):

@@ -262,3 +262,78 @@ def test_one_sided_rows_that_drop_x0_are_caught(monkeypatch):
     monkeypatch.setattr(radius_milp, "l1_one_sided", lambda lo, hi, x0: (*real(lo, hi, x0)[:3], 0.0))
     ok, _ = _ball_milp_radii(_edge_cases())
     assert not all(ok)
+
+
+def _envelope_excess(r_rows: float | None = None, samples: int = 400) -> tuple[float, float]:
+    """The L1 MILP's envelope rows at real points of the L1 ball of radius r in the domain (ReLU outputs
+    exact, d_i = |x_i - x0_i|): (largest lhs - rhs, smallest |lhs - rhs|). r_rows: build the rows for
+    another radius than the points' (a broken version)."""
+    import scipy.sparse as sp
+    from exactverify.core.property import linf_ball
+    from exactverify.metrics import radius_milp
+    worst, tightest = -math.inf, math.inf
+    rng = np.random.default_rng(3)
+    for sizes, seed in NETS[:3]:
+        net, x0, label = _instance(sizes, seed)
+        x0 = x0.copy()
+        x0[0], x0[-1] = DOMAIN[0], DOMAIN[1]  # coordinates that can only move up, only down
+        r = 0.9
+        checker = _checker(net, x0, label, "1")
+        lb, _ = checker.bounds(r)
+        lo, hi = linf_ball(x0, r, (np.full(len(x0), DOMAIN[0]), np.full(len(x0), DOMAIN[1])))
+        net_b = checker.net_b
+        model, _ = radius_milp.radius_model(net_b, lb, x0, label, [(label + 1) % 3], "1", lo, hi, 0.0,
+                                            r if r_rows is None else r_rows)
+        env = [k for k, name in enumerate(model.row_names) if name.startswith("env")]
+        assert env, "the first layer has unstable ReLUs over this ball"
+        A = sp.csr_matrix(model.A)[env]
+        col = {name: c for c, name in enumerate(model.col_names)}
+        n = len(x0)
+        # points: the axis points x0 +- r e_i, random sparse and dense directions on the sphere and inside
+        pts = [x0 + s * r * np.eye(n)[i] for i in range(n) for s in (1.0, -1.0)]
+        for _ in range(samples):
+            d = rng.standard_normal(n) * (rng.random(n) < 0.5)
+            if not d.any():
+                continue
+            pts.append(x0 + d / np.abs(d).sum() * r * rng.choice([1.0, rng.random()]))
+        W, b = net_b.layers[0].dense_weight(), net_b.layers[0].bias
+        for x in pts:
+            if np.any(x < lo) or np.any(x > hi):
+                continue
+            v = np.zeros(model.num_cols)
+            v[model.input_cols] = x
+            for j, y in enumerate(np.maximum(W @ x + b, 0.0)):
+                if f"L1_y{j}" in col:
+                    v[col[f"L1_y{j}"]] = y
+            for i in range(n):
+                if f"d{i}" in col:
+                    v[col[f"d{i}"]] = abs(x[i] - x0[i])
+            gap = A @ v - model.row_upper[env]
+            worst, tightest = max(worst, float(gap.max())), min(tightest, float(np.abs(gap).min()))
+    return worst, tightest
+
+
+def test_l1_envelope_rows_hold_at_real_points_and_touch_them():
+    """Each first-layer ReLU's star bound over the L1 ball holds at every real point of the ball, and is
+    tight at some (the axis points, where the bound is the ReLU itself)."""
+    worst, tightest = _envelope_excess()
+    assert worst <= 0.0
+    assert tightest <= 1e-6
+
+
+def test_envelope_rows_of_too_small_a_ball_are_caught(oracle_cases, monkeypatch):
+    """Rows built for half the radius (a plausible slip: the region's old radius) cut real points off:
+    the real points violate them, and the L1 radius search then overshoots rho on some network."""
+    from exactverify.metrics import radius_milp
+    from exactverify.metrics.radius import RadiusSearch
+    assert _envelope_excess(r_rows=0.45)[0] > 1e-6
+    real = radius_milp._l1_envelope_rows
+    monkeypatch.setattr(radius_milp, "_l1_envelope_rows",
+                        lambda model, net_s, x0, lo, hi, t, dcols, r: real(model, net_s, x0, lo, hi, t, dcols, 0.5 * r))
+    monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        if norm == "1":
+            r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+            wrong += r.lower > rho + 1e-6 * max(1.0, rho)
+    assert wrong > 0
