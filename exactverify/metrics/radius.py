@@ -44,9 +44,10 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    contains every candidate point of distance <= R in any of the norms: the big-M encoding of
    `encodings/milp.py` with neuron bounds (CROWN) valid over all of B, a radius column t in
    [cheap lower, R], and the norm's rows (`radius_milp`). In L1 and L2 on a finite domain B is the
-   ball of radius R itself (in the domain): the neuron bounds are CROWN's over that ball, refined once
-   by search/refine.py (`region`), far tighter than over the box (on the digits network, L1, layer 2
-   went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node). In L1
+   ball of radius R itself (in the domain): the neuron bounds are CROWN's over that ball, tightened once
+   (`region`: L2 by search/refine.py; L1 by the LP relaxation of this very MILP without the label
+   change, `BallChecker.tighten_by_lp`), far tighter than over the box (on the digits network, L1,
+   layer 2 went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node). In L1
    each unstable first-layer ReLU also gets its envelope row over the ball (`radius_milp`: a point
    of the ball is a convex combination of x0 and the axis points x0 +- R e_i, and the ReLU is
    convex), which made most classes' MILPs infeasible at once (0.02-0.05 s against 0.2-1.5 s).
@@ -93,10 +94,12 @@ from .radius_milp import (add_cut, certified_radius, l2_directions, largest_cert
 
 EXACT_RTOL = 1e-6  # "exact": upper - lower <= EXACT_RTOL * max(1, upper)
 BALL_FIRST_CHECK_SHARE = 0.7  # of the time left, for the first L1/L2 ball check (0.5 for L-inf's verify)
-# the radius MILPs' ball bounds (L1, L2) are refined once, with this many domains per neuron side, for at
-# most this share of the time left. On the digits network (L1, six points, refinement + nine MILPs):
-# 2048 domains took 4-5 s and most per-class MILPs closed at the root in 1-2 s; 1024 took 1.6-3.2 s,
-# the whole 6.2-15.5 s against 512's 6.5-17.1 s and 2048's 7-17 s
+# the radius MILPs' ball bounds are tightened once, for at most this share of the time left: in L1 by the
+# LP of the ball's model (`BallChecker.tighten_by_lp`), in L2 refined with this many domains per neuron
+# side. On the digits network (L1, six points, refinement + nine MILPs): 2048 domains took 4-5 s and most
+# per-class MILPs closed at the root in 1-2 s; 1024 took 1.6-3.2 s, the whole 6.2-15.5 s against 512's
+# 6.5-17.1 s and 2048's 7-17 s. With the envelope rows, the LP took 0.9-1.3 s and the whole 2.6-4.9 s,
+# against 3.9-9.9 s with 1024 domains (six standard points)
 REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 1024, 0.25
 # L1: before the ball MILPs, one ReLU split of at most this long (or this share of the timeout) on their
 # refined bounds, where those leave at most QUICK_CHECK_MAX_UNSTABLE unstable ReLUs past the first layer
@@ -516,8 +519,9 @@ class RadiusSearch:
             lb, m_lo = self.balls.bounds(R_ball)
             if (self.balls.refined is None or self.balls.refined[0] < R_ball) and not np.all(m_lo > 0):
                 now = time.perf_counter()
-                lb = self.balls.refine(lb, R_ball, now + REGION_REFINE_SHARE * (self.deadline - now),
-                                       REGION_REFINE_DOMAINS)
+                until = now + REGION_REFINE_SHARE * (self.deadline - now)
+                lb = (self.balls.tighten_by_lp(lb, R_ball, until) if self.norm == "1" else
+                      self.balls.refine(lb, R_ball, until, REGION_REFINE_DOMAINS))
             covers, radius = R_ball >= self.domain_reach, R_ball
         else:
             net = self.net_s

@@ -126,7 +126,8 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
 
     One class: the disjunct y_label - y_j <= -margin (build_milp's violation column bounded by 0; a
     positive margin asks for points strictly inside the flip region, candidates that survive rounding).
-    Several: binaries z_j with y_label - y_j <= M_j (1 - z_j), sum z_j >= 1.
+    Several: binaries z_j with y_label - y_j <= M_j (1 - z_j), sum z_j >= 1. None: no label change (the
+    network over the region, for bound tightening).
     Returns (model, t column).
     """
     from ..encodings.milp import build_milp

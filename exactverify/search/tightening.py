@@ -168,18 +168,26 @@ def _tighten_layer(net: Network, lb: LayerBounds, k: int, neurons, lower, upper,
     empty = OutputConstraint(np.zeros((0, net.layers[k].out_size)), np.zeros(0))
     model = build_milp(prefix, plb, Case(np.asarray(lower, float), np.asarray(upper, float), [empty]), empty,
                        cuts=cuts)
-    new_lo, new_hi = lb.lower[k].copy(), lb.upper[k].copy()
+    return tighten_columns(model, [int(model.output_cols[j]) for j in neurons], neurons, lb.lower[k], lb.upper[k],
+                           integer, deadline, neuron_seconds)
+
+
+def tighten_columns(model, cols, neurons, lower, upper, integer: bool = False, deadline=None,
+                    neuron_seconds: float = MARGIN_SECONDS):
+    """min and max of model column cols[i] (the neuron neurons[i] of a layer with bounds lower, upper),
+    one warm-started solve each: the model's LP relaxation (or MILP, `integer`), bounds as in the
+    module doc. Returns (new lower, new upper, solves); a neuron found stable skips its other side."""
+    new_lo, new_hi = np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64)
     if not integer:
         model.integrality = np.zeros_like(model.integrality)
     solver = _Solver(model, integer)
     solves = 0
-    for j in neurons:
-        col = int(model.output_cols[j])
+    for col, j in zip(cols, neurons):
         for sign in (1.0, -1.0):  # min z_j, then min -z_j
             if deadline is not None and time.perf_counter() >= deadline:
                 return new_lo, new_hi, solves
             cap = neuron_seconds if deadline is None else min(neuron_seconds, deadline - time.perf_counter())
-            bound = solver.lower_bound(col, sign, cap)
+            bound = solver.lower_bound(int(col), sign, cap)
             solves += 1
             if bound is None:
                 continue

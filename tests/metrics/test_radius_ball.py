@@ -337,3 +337,47 @@ def test_envelope_rows_of_too_small_a_ball_are_caught(oracle_cases, monkeypatch)
             r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
             wrong += r.lower > rho + 1e-6 * max(1.0, rho)
     assert wrong > 0
+
+
+def test_l1_bounds_tightened_by_lp_hold_at_real_points():
+    """`tighten_by_lp` over the L1 ball: every real point of the ball (the axis points, random points
+    on and inside the sphere) lies within the tightened bounds, and they are tighter than CROWN's."""
+    from exactverify.core.network import ReLU
+    rng = np.random.default_rng(5)
+    narrower = 0
+    for sizes, seed in NETS[:3]:
+        net, x0, label = _instance(sizes, seed)
+        r = 0.9
+        checker = _checker(net, x0, label, "1")
+        lb, _ = checker.bounds(r)
+        tight = checker.tighten_by_lp(lb, r, _deadline())
+        n = len(x0)
+        pts = [x0 + s * r * np.eye(n)[i] for i in range(n) for s in (1.0, -1.0)]
+        for _ in range(300):
+            d = rng.standard_normal(n)
+            pts.append(x0 + d / np.abs(d).sum() * r * rng.choice([1.0, rng.random()]))
+        for x in pts:
+            if np.any(x < DOMAIN[0]) or np.any(x > DOMAIN[1]):
+                continue
+            h = x
+            for k, layer in enumerate(checker.net_b.layers):
+                h = np.maximum(h, 0.0) if isinstance(layer, ReLU) else layer.dense_weight() @ h + layer.bias
+                assert np.all(h >= tight.lower[k] - 1e-9) and np.all(h <= tight.upper[k] + 1e-9)
+        narrower += int(np.sum(tight.upper[2] - tight.lower[2] < lb.upper[2] - lb.lower[2] - 1e-9))
+    assert narrower > 0
+
+
+def test_lp_tightening_over_too_small_a_ball_is_caught(oracle_cases, monkeypatch):
+    """Bounds tightened by the LP of a ball of half the radius (a plausible slip: the model built for an
+    older, smaller ball) let the ball MILPs miss the nearest flips: the lower bound passes rho."""
+    from exactverify.metrics.radius import RadiusSearch
+    real = radius_ball.BallChecker.tighten_by_lp
+    monkeypatch.setattr(radius_ball.BallChecker, "tighten_by_lp",
+                        lambda self, lb, r, until: real(self, lb, 0.5 * r, until))
+    monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
+    wrong = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        if norm == "1":
+            r = pointwise_robustness(net, x0, label, norm=norm, domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+            wrong += r.lower > rho + 1e-6 * max(1.0, rho)
+    assert wrong > 0
