@@ -202,7 +202,6 @@ def _l1_envelope_rows(model, net_s, x0, lo, hi, t: int, dcols, r: float):
     Two-sided coordinates enter through d_i >= |delta_i| with max(c^+, c^-) (>= 0, as f is convex);
     one-sided ones through sign_i (x_i - x0_i) with their own direction's c. The right-hand side is
     padded by 1e-9 of the row's magnitude (far above its rounding)."""
-    import scipy.sparse as sp
     if not (math.isfinite(r) and r > 0):
         return model
     from ..core.network import Affine, ReLU
