@@ -102,7 +102,7 @@ BALL_FIRST_CHECK_SHARE = 0.7  # of the time left, for the first L1/L2 ball check
 # against 3.9-9.9 s with 1024 domains (six standard points)
 REGION_REFINE_DOMAINS, REGION_REFINE_SHARE = 1024, 0.25
 # L1: before the ball MILPs, one ReLU split of at most this long (or this share of the timeout) on their
-# refined bounds, where those leave at most QUICK_CHECK_MAX_UNSTABLE unstable ReLUs past the first layer
+# tightened bounds, where those leave at most QUICK_CHECK_MAX_UNSTABLE unstable ReLUs past the first layer
 # (whose inputs the ball moves directly). On the digits networks every quick check that closed its point
 # had at most 23 of them, and 56 of the 104 that ran out of time had more than 24. With the MILPs'
 # envelope rows (radius_milp) the per-class MILPs mostly take 1-4 s, so the split gets 1 s: on 16 GloRo
@@ -326,7 +326,7 @@ class RadiusSearch:
         upper = self.best.upper
         if not math.isfinite(upper):
             return
-        reg = self.region(upper)  # the bounds over the ball the MILPs will search, refined: the check starts from them
+        reg = self.region(upper)  # the bounds over the ball the MILPs will search, tightened: the check starts from them
         # (an unchanged upper bound leaves `exact_milps` this region as it is)
         if sum(reg["lb"].unstable_counts(reg["net"])[1:]) > QUICK_CHECK_MAX_UNSTABLE:
             return

@@ -170,7 +170,7 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     model = _extend(model, np.array(cl, float), np.array(cu, float), False, names, rows, cols, vals,
                     np.array(rl, float), np.array(ru, float), rn)
     if norm == "1":
-        model = _l1_envelope_rows(model, net_s, x0, lo, hi, t, base + 1 + np.arange(len(two)), t_hi)
+        model = _l1_envelope_rows(model, net_s, x0, lo, hi, base + 1 + np.arange(len(two)), t_hi)
     if len(classes) > 1:
         zc = model.num_cols + np.arange(len(classes))
         oc = model.output_cols
@@ -192,7 +192,7 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     return _prune(model, t)
 
 
-def _l1_envelope_rows(model, net_s, x0, lo, hi, t: int, dcols, r: float):
+def _l1_envelope_rows(model, net_s, x0, lo, hi, dcols, r: float):
     """Upper bounds on the first layer's unstable ReLUs over the L1 ball of radius r: tighter than the
     big-M rows wherever the ball, not the box, limits the neuron.
 
@@ -236,8 +236,7 @@ def _l1_envelope_rows(model, net_s, x0, lo, hi, t: int, dcols, r: float):
     tiny = (np.abs(vals) < SMALL_ENTRY) & (vals != 0)
     reach = np.maximum(np.abs(model.col_lower[cols[tiny]]), np.abs(model.col_upper[cols[tiny]]))
     np.add.at(rhs, rows[tiny], np.abs(vals[tiny]) * reach)
-    keep = vals != 0
-    keep &= ~tiny
+    keep = (vals != 0) & ~tiny
     return _extend(model, np.zeros(0), np.zeros(0), False, [], rows[keep], cols[keep], vals[keep],
                    np.full(k, -np.inf), rhs, [f"env{j}" for j in js])
 
