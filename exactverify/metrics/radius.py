@@ -50,7 +50,8 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    layer 2 went from 63 unstable ReLUs to 19, and the per-class MILPs mostly closed at the root node). In L1
    each unstable first-layer ReLU also gets its envelope row over the ball (`radius_milp`: a point
    of the ball is a convex combination of x0 and the axis points x0 +- R e_i, and the ReLU is
-   convex), which made most classes' MILPs infeasible at once (0.02-0.05 s against 0.2-1.5 s).
+   convex), which made most classes' MILPs infeasible at once (standard point 35: eight of nine classes
+   in 0.04-0.05 s each, against 0.3-3.0 s without the rows).
    For L2 the ball is an outer approximation by cutting planes: each solution x* with
    ||x* - x0||_2 > t* adds the tangent cut at x*, until the gap closes. Every relaxation's dual
    bound is a lower bound on rho, and every solution a candidate counterexample.
@@ -326,7 +327,8 @@ class RadiusSearch:
         upper = self.best.upper
         if not math.isfinite(upper):
             return
-        reg = self.region(upper)  # the bounds over the ball the MILPs will search, tightened: the check starts from them
+        # the bounds over the ball the MILPs will search, tightened: the check starts from them
+        reg = self.region(upper)
         # (an unchanged upper bound leaves `exact_milps` this region as it is)
         if sum(reg["lb"].unstable_counts(reg["net"])[1:]) > QUICK_CHECK_MAX_UNSTABLE:
             return
