@@ -170,7 +170,7 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     model = _extend(model, np.array(cl, float), np.array(cu, float), False, names, rows, cols, vals,
                     np.array(rl, float), np.array(ru, float), rn)
     if norm == "1":
-        model = _l1_envelope_rows(model, net_s, x0, lo, hi, base + 1 + np.arange(len(two)), t_hi)
+        model = _l1_envelope_rows(model, net_s, x0, (two, one, sign), base + 1 + np.arange(len(two)), t_hi)
     if len(classes) > 1:
         zc = model.num_cols + np.arange(len(classes))
         oc = model.output_cols
@@ -192,7 +192,7 @@ def radius_model(net_s, lb, x0, label, classes, norm, lo, hi, t_lo, t_hi, M=None
     return _prune(model, t)
 
 
-def _l1_envelope_rows(model, net_s, x0, lo, hi, dcols, r: float):
+def _l1_envelope_rows(model, net_s, x0, split, dcols, r: float):
     """Upper bounds on the first layer's unstable ReLUs over the L1 ball of radius r: tighter than the
     big-M rows wherever the ball, not the box, limits the neuron.
 
@@ -200,8 +200,9 @@ def _l1_envelope_rows(model, net_s, x0, lo, hi, dcols, r: float):
     sum_i (|delta_i|/r) (x0 + r sgn(delta_i) e_i), and f = max(0, w.x + b) is convex, so
     f(x) <= f(x0) + sum_i |delta_i| c_i^sgn(delta_i), with c_i^+- = (f(x0 +- r e_i) - f(x0)) / r.
     Two-sided coordinates enter through d_i >= |delta_i| with max(c^+, c^-) (>= 0, as f is convex);
-    one-sided ones through sign_i (x_i - x0_i) with their own direction's c. The right-hand side is
-    padded by 1e-9 of the row's magnitude (far above its rounding)."""
+    one-sided ones through sign_i (x_i - x0_i) with their own direction's c (split: the L1 rows'
+    `l1_one_sided` (two, one, sign), dcols: the columns d_i of `two`). The right-hand side is padded by
+    1e-9 of the row's magnitude (far above its rounding)."""
     if not (math.isfinite(r) and r > 0):
         return model
     from ..core.network import Affine, ReLU
@@ -214,7 +215,7 @@ def _l1_envelope_rows(model, net_s, x0, lo, hi, dcols, r: float):
     js = [j for j in range(W.shape[0]) if f"L1_y{j}" in index]
     if not js:
         return model
-    two, one, sign, _ = l1_one_sided(lo, hi, x0)
+    two, one, sign = split
     xc = np.asarray(model.input_cols, dtype=np.int64)
     Wj = W[js]
     z0 = Wj @ x0 + b[js]

@@ -335,7 +335,7 @@ def test_envelope_rows_of_too_small_a_ball_are_caught(oracle_cases, monkeypatch)
     assert _envelope_excess(r_rows=0.45)[0] > 1e-6
     real = radius_milp._l1_envelope_rows
     monkeypatch.setattr(radius_milp, "_l1_envelope_rows",
-                        lambda model, net_s, x0, lo, hi, dcols, r: real(model, net_s, x0, lo, hi, dcols, 0.5 * r))
+                        lambda model, net_s, x0, split, dcols, r: real(model, net_s, x0, split, dcols, 0.5 * r))
     monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
     assert _l1_overshoots(oracle_cases) > 0
 
