@@ -62,12 +62,15 @@ def padded_minimum(lam, const, lo, hi, ball: NormBall | None, mag, terms: int):
     return pad_lower(value, mag + own, terms), point
 
 
-def concretize(lam, const, lo, hi, ball: NormBall | None = None):
+def concretize(lam, const, lo, hi, ball: NormBall | None = None, steer: bool = False):
     """min over the input set of each row of lam @ x + const, unpadded: (value, magnitude, point).
 
     value is the float bound before padding (`padded_minimum` pads it); point is a minimiser of the
     row's Lagrangian (the box corner without a ball), inside [lo, hi]: the gradient of the bound with
     respect to lam, and a candidate input. Works in the dtype of lam (float32 for steering passes).
+    steer: only to steer an optimisation, never a bound: over an L2 ball, value is lam . point + const at
+    the computed minimiser, without the tangent bound that makes it exact whatever the minimiser, and
+    magnitude is None.
     """
     if ball is None:
         value = np.maximum(lam, 0) @ lo + np.minimum(lam, 0) @ hi + const
@@ -77,7 +80,7 @@ def concretize(lam, const, lo, hi, ball: NormBall | None = None):
     lo, hi = np.asarray(lo, dtype=dt), np.asarray(hi, dtype=dt)
     if ball.norm == "1":
         return _l1(lam, const, lo, hi, c, dt.type(ball.radius))
-    return _l2(lam, const, lo, hi, c, dt.type(ball.radius))
+    return _l2(lam, const, lo, hi, c, dt.type(ball.radius), steer)
 
 
 def _caps(lam, lo, hi, c):
@@ -113,8 +116,9 @@ def _l1(lam, const, lo, hi, c, r):
     return value, mag, point
 
 
-def _l2(lam, const, lo, hi, c, r):
-    """The L2 ball: t = 1 / (2 mu) where the clipped step -t lam reaches length r, then the tangent bound."""
+def _l2(lam, const, lo, hi, c, r, steer=False):
+    """The L2 ball: t = 1 / (2 mu) where the clipped step -t lam reaches length r, then the tangent bound
+    (steer: lam . point, see `concretize`)."""
     a = np.abs(lam)
     cap = _caps(lam, lo, hi, c)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -140,6 +144,8 @@ def _l2(lam, const, lo, hi, c, r):
         mu = np.where(binding, 0.5 / np.where(binding, t, 1), 0).astype(lam.dtype)
     # where the ball does not bind (mu = 0) the minimiser is the box corner
     point = np.where(binding[:, None], np.clip(c - t[:, None] * lam, lo, hi), np.where(lam >= 0, lo, hi))
+    if steer:
+        return np.einsum("ij,ij->i", lam, point) + const, None, point
     m = mu[:, None]
     dev = point - c
     slope = lam + 2 * m * dev  # q'(p)

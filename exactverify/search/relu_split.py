@@ -186,7 +186,7 @@ class ReluSplitter:
                     mag += (np.abs(lam) + np.abs(lam_z)) @ info["scale"] + np.abs(const)
             lam = lam_z
         if fast:
-            value, _, point = concretize(lam, const, in_lo, in_hi, self.ball)
+            value, _, point = concretize(lam, const, in_lo, in_hi, self.ball, steer=True)
         else:
             value, point = padded_minimum(lam, const, in_lo, in_hi, self.ball, mag, self.terms)
         if not want_grad:
@@ -214,8 +214,10 @@ class ReluSplitter:
         return value, lam, saved, (g_alpha, g_beta)
 
     def bound(self, C, dconst, splits, alpha, beta, iterations, floor=None):
-        """Optimise alpha and beta for `iterations` Adam steps (float32), then bound with the best of
-        them in float64. Returns (sound bound, that alpha and beta, lam_x of the sound pass, saved of
+        """Optimise alpha and beta for `iterations` Adam steps (float32; a domain whose bound looks
+        positive leaves the steps: on the digits network's hardest L2 ball checks this cut a check's
+        time by about a fifth, the concretisation's steering value, `concretize(steer=True)`, by
+        more), then bound with the best of them in float64. Returns (sound bound, that alpha and beta, lam_x of the sound pass, saved of
         the last float32 pass).
         floor: bounds already proven for these domains (a parent's bound holds for its children),
         kept where they are higher."""
@@ -224,20 +226,28 @@ class ReluSplitter:
         adam = Adam()
         best = np.full(len(dconst), -np.inf, dtype=np.float32)
         best_alpha, best_beta = alpha.copy(), beta.copy()
-        for t in range(1, iterations + 2):
-            last = t == iterations + 1
-            value, _, steer, grads = self._pass(C, dconst, splits, alpha, beta, want_grad=not last, fast=True)
-            better = value > best
+
+        def steer(idx, want_grad):
+            """A float32 pass over items idx, keeping each item's best bound and its alpha and beta."""
+            value, _, saved, grads = self._pass(C[idx], dconst[idx], splits[idx], alpha[idx], beta[idx],
+                                                want_grad=want_grad, fast=True)
+            better = idx[value > best[idx]]
             best_alpha[better], best_beta[better] = alpha[better], beta[better]
-            best = np.maximum(best, value)
-            live = (best <= 0)[:, None]  # items that look refuted need no more steps
-            if last or not live.any():
+            best[idx] = np.maximum(best[idx], value)
+            return saved, grads
+
+        # the steps run on the items that do not look refuted yet (one that does never moves again),
+        # the last pass on all of them: branching reads it
+        idx = np.arange(len(dconst))
+        for _ in range(iterations):
+            _, (ga, gb) = steer(idx, want_grad=True)
+            live = best[idx] <= 0
+            if not live.any():
                 break
-            ga, gb = grads
+            idx, ga, gb = idx[live], ga[live], gb[live]
             for key, p, g, lr, hi in (("alpha", alpha, ga, self.lr_alpha, 1.0), ("beta", beta, gb, self.lr_beta, None)):
-                # every item's moments advance, only the live items move
-                p += np.where(live, adam.step(key, g, lr), 0)
-                np.clip(p, 0.0, hi, out=p)
+                p[idx] = np.clip(p[idx] + adam.step(key, g, lr, rows=idx, shape=p.shape), 0.0, hi)
+        saved, _ = steer(np.arange(len(dconst)), want_grad=False)
         best_alpha, best_beta = best_alpha.astype(np.float64), best_beta.astype(np.float64)
         value, lam_x, _, _ = self._pass(C, dconst, splits, best_alpha, best_beta, want_grad=False)
         if floor is not None:
@@ -246,7 +256,7 @@ class ReluSplitter:
         # not improve on the start, the best is the parent's own state, which points the same way
         # as the parent's choice (measured: MNIST 256x4 prop_8 0.03 needs 1.2k domains
         # this way, over 18k the other way)
-        return value, best_alpha, best_beta, lam_x, steer
+        return value, best_alpha, best_beta, lam_x, saved
 
     def branches(self, saved, splits) -> np.ndarray:
         """Each item's neuron to split next, from its last pass (`saved`) and its splits."""

@@ -182,3 +182,27 @@ def test_broken_ball_dual_is_caught_by_sampling(monkeypatch):
         vals = _ball_points(rng, ball.center, ball.radius, "2", lo, hi, 4000) @ lam.T + const
         found += int(np.sum(vals < b[None, :]))
     assert found > 0
+
+
+def test_steering_value_is_the_value_at_the_same_point_and_never_a_bound(monkeypatch):
+    """concretize(steer=True) (ReLU splitting's float32 steps): the same point, and a value equal to the
+    bound's up to rounding; padded_minimum never reads it, so a broken steering value leaves every
+    sound bound as it was."""
+    sound = []
+    for seed in range(1, 40, 2):  # the L2 instances
+        _, ball, lo, hi, lam, const = _instance(seed)
+        value, _, point = concretize(lam, const, lo, hi, ball)
+        steer, mag, steer_point = concretize(lam, const, lo, hi, ball, steer=True)
+        assert mag is None and np.array_equal(steer_point, point)
+        assert np.allclose(steer, value, rtol=1e-9, atol=1e-9 * (np.abs(lam) @ np.maximum(np.abs(lo), np.abs(hi))).max())
+        sound.append(_padded(lam, const, lo, hi, ball))
+    real = norm_ball._l2
+
+    def broken(lam, const, lo, hi, c, r, steer=False):
+        value, mag, point = real(lam, const, lo, hi, c, r, steer)
+        return (value + 1e3, mag, point) if steer else (value, mag, point)
+    monkeypatch.setattr(norm_ball, "_l2", broken)
+    for seed, before in zip(range(1, 40, 2), sound):
+        _, ball, lo, hi, lam, const = _instance(seed)
+        assert concretize(lam, const, lo, hi, ball, steer=True)[0][0] > 100 + concretize(lam, const, lo, hi, ball)[0][0]
+        assert np.array_equal(_padded(lam, const, lo, hi, ball), before)
