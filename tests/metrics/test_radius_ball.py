@@ -126,8 +126,8 @@ def test_a_ball_bound_that_claims_too_much_is_caught(oracle_cases, monkeypatch):
     for name in ("_l1", "_l2"):
         real = getattr(norm_ball, name)
 
-        def raised(lam, const, lo, hi, c, r, real=real):
-            value, mag, point = real(lam, const, lo, hi, c, r)
+        def raised(lam, const, lo, hi, c, r, *steer, real=real):
+            value, mag, point = real(lam, const, lo, hi, c, r, *steer)
             return value + 0.05 * np.abs(lam).sum(axis=1) * r, mag, point
         monkeypatch.setattr(norm_ball, name, raised)
     wrong = 0
