@@ -1,16 +1,17 @@
 """Exact pointwise robustness in L1, L2 and L-inf: the digits networks of examples/ and MNIST 256x2.
 
     python benchmarks/run_radii.py --run digits_standard:2 digits_standard:1 ... [--timeout 30] [--limit 100]
+    python benchmarks/run_radii.py --run digits_gloro:2 --timeout 120 --tag _t120   # a second timeout, its own file
     python benchmarks/run_radii.py            # the summary and the figure from the finished runs
 
 A run is `exactverify robustness NETWORK DATA --norm N --domain 0 1 --timeout T --limit L --json OUT`
-(one process, one core), its JSON in benchmarks/results/radii/<name>_L<norm>.json. The summary
+(one process, one core), its JSON in benchmarks/results/radii/<name>_L<norm><tag>.json. The summary
 (benchmarks/results/radii/summary.md) gives per network and norm: the points, how many are exact,
 bounded or timed out, the median / 90th percentile / largest time per point, and how many of the
 counterexamples at the upper bounds re-check here again (strict flip in float64 and float32, inside
 the domain, at the reported distance). The figure (radii_bastani.png) is Bastani et al.'s: the
 number of points with rho <= eps against eps, one panel per norm, one curve per network (dashed: the
-lower bounds where a point is not exact).
+lower bounds where a point is not exact), from the untagged runs.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ NETWORKS = {  # name: (network, data, --scale)
 }
 
 
-def run(name: str, norm: str, timeout: float, limit: int) -> Path:
+def run(name: str, norm: str, timeout: float, limit: int, tag: str = "") -> Path:
     net, data, scale = NETWORKS[name]
-    out = OUT / f"{name}_L{norm}.json"
+    out = OUT / f"{name}_L{norm}{tag}.json"
     cmd = ["exactverify", "robustness", str(net), str(data), "--norm", norm, "--domain", "0", "1",
            "--timeout", str(timeout), "--limit", str(limit), "--no-progress", "--json", str(out)]
     if scale:
@@ -62,15 +63,20 @@ def recheck(network, p: dict, x0, norm: str) -> bool:
     return norm_distance(x, x0, norm) <= p["radius"]["upper"] * (1 + 1e-12)
 
 
+def result_files(name: str, norm: str):
+    """The runs' JSON files of one network and norm, the untagged one first: (tag, path)."""
+    stem = f"{name}_L{norm}"
+    paths = sorted(OUT.glob(f"{stem}*.json"), key=lambda p: (len(p.name), p.name))
+    tags = [(p.name[len(stem):-len(".json")], p) for p in paths]
+    return [(tag, p) for tag, p in tags if not tag or tag.startswith("_")]
+
+
 def summary_rows():
     from exactverify import load_network
     from exactverify.loaders.datasets import load_dataset
     rows = []
     for name, (net_path, data, scale) in NETWORKS.items():
-        for norm in ("inf", "2", "1"):
-            path = OUT / f"{name}_L{norm}.json"
-            if not path.exists():
-                continue
+        for norm, (tag, path) in [(n, f) for n in ("inf", "2", "1") for f in result_files(name, n)]:
             rep = json.loads(path.read_text())
             net = load_network(net_path)
             X, _ = load_dataset(data, scale=scale or 1.0)
@@ -78,7 +84,7 @@ def summary_rows():
             secs = np.array([p["seconds"] for p in pts])
             exact = [p for p in pts if p["status"] == "exact"]
             ok = sum(recheck(net, p, X[p["index"]], norm) for p in pts if p.get("counterexample"))
-            rows.append({"name": name, "norm": norm, "points": len(rep["points"]), "correct": len(pts),
+            rows.append({"name": name, "norm": norm, "tag": tag, "points": len(rep["points"]), "correct": len(pts),
                          "exact": len(exact), "bounded": sum(p["status"] == "bounded" for p in pts),
                          "timeout": sum(p["status"] == "timeout" for p in pts),
                          "median_s": float(np.median(secs)), "p90_s": float(np.percentile(secs, 90)),
@@ -88,10 +94,11 @@ def summary_rows():
 
 
 def write_summary(rows) -> None:
-    lines = ["| network | norm | points (correct) | exact | bounded | timeout | median s | p90 s | max s | "
-             "counterexamples re-checked |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| network | norm | timeout s | points (correct) | exact | bounded | timeout | median s | p90 s | max s | "
+             "counterexamples re-checked |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['name']} | L{r['norm']} | {r['points']} ({r['correct']}) | {r['exact']} | {r['bounded']} | "
+        lines.append(f"| {r['name']} | L{r['norm']} | {r['timeout_s']:g} | {r['points']} ({r['correct']}) | "
+                     f"{r['exact']} | {r['bounded']} | "
                      f"{r['timeout']} | {r['median_s']:.2f} | {r['p90_s']:.2f} | {r['max_s']:.2f} | "
                      f"{r['rechecked']} of {r['counterexamples']} |")
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
@@ -105,7 +112,7 @@ def plot(rows) -> None:
     norms = [n for n in ("inf", "2", "1") if any(r["norm"] == n for r in rows)]
     fig, axes = plt.subplots(1, len(norms), figsize=(5 * len(norms), 4), squeeze=False)
     for ax, norm in zip(axes[0], norms):
-        for r in [r for r in rows if r["norm"] == norm]:
+        for r in [r for r in rows if r["norm"] == norm and not r["tag"]]:
             up = np.array([p["radius"]["upper"] if p["radius"]["upper"] is not None else np.inf
                            for p in r["points_data"]])
             lo = np.array([p["radius"]["lower"] if p["radius"]["lower"] is not None else np.inf
@@ -131,11 +138,12 @@ def main() -> int:
                     help=f"runs to do first (names: {', '.join(NETWORKS)}; norms inf, 1, 2)")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--tag", default="", help="suffix of the runs' JSON files, e.g. _t120 (starts with _)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for item in args.run or []:
         name, norm = item.split(":")
-        run(name, norm, args.timeout, args.limit)
+        run(name, norm, args.timeout, args.limit, args.tag)
     rows = summary_rows()
     write_summary(rows)
     if rows:
