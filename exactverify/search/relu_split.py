@@ -214,11 +214,10 @@ class ReluSplitter:
         return value, lam, saved, (g_alpha, g_beta)
 
     def bound(self, C, dconst, splits, alpha, beta, iterations, floor=None):
-        """Optimise alpha and beta for `iterations` Adam steps (float32; a domain whose bound looks
-        positive leaves the steps: on the digits network's hardest L2 ball checks this cut a check's
-        time by about a fifth, the concretisation's steering value, `concretize(steer=True)`, by
-        more), then bound with the best of them in float64. Returns (sound bound, that alpha and beta, lam_x of the sound pass, saved of
-        the last float32 pass).
+        """Optimise alpha and beta for `iterations` Adam steps (float32, with the concretisation's
+        steering value `concretize(steer=True)`; a domain whose bound looks positive leaves the steps),
+        then bound with the best of them in float64. Returns (sound bound, that alpha and beta, lam_x of
+        the sound pass, saved of the last float32 pass).
         floor: bounds already proven for these domains (a parent's bound holds for its children),
         kept where they are higher."""
         alpha = alpha.astype(np.float32)
