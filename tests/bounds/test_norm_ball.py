@@ -170,8 +170,8 @@ def test_broken_ball_dual_is_caught_by_sampling(monkeypatch):
     """A dual that forgets the multiplier's r term (mu r^2 / mu r) claims too much: sampling sees it."""
     real_l2 = norm_ball._l2
 
-    def broken(lam, const, lo, hi, c, r):
-        value, mag, point = real_l2(lam, const, lo, hi, c, r)
+    def broken(lam, const, lo, hi, c, r, *steer):
+        value, mag, point = real_l2(lam, const, lo, hi, c, r, *steer)
         return value + 0.5 * np.linalg.norm(lam, axis=1) * r, mag, point
     monkeypatch.setattr(norm_ball, "_l2", broken)
     found = 0
