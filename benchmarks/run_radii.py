@@ -76,10 +76,13 @@ def summary_rows():
     from exactverify.loaders.datasets import load_dataset
     rows = []
     for name, (net_path, data, scale) in NETWORKS.items():
-        for norm, (tag, path) in [(n, f) for n in ("inf", "2", "1") for f in result_files(name, n)]:
+        files = [(n, f) for n in ("inf", "2", "1") for f in result_files(name, n)]
+        if not files:
+            continue
+        net = load_network(net_path)  # once per network, for all its runs' re-checks
+        X, _ = load_dataset(data, scale=scale or 1.0)
+        for norm, (tag, path) in files:
             rep = json.loads(path.read_text())
-            net = load_network(net_path)
-            X, _ = load_dataset(data, scale=scale or 1.0)
             pts = [p for p in rep["points"] if p["status"] != "misclassified"]
             secs = np.array([p["seconds"] for p in pts])
             exact = [p for p in pts if p["status"] == "exact"]

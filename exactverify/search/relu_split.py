@@ -226,7 +226,7 @@ class ReluSplitter:
         best = np.full(len(dconst), -np.inf, dtype=np.float32)
         best_alpha, best_beta = alpha.copy(), beta.copy()
 
-        def steer(idx, want_grad):
+        def steering_pass(idx, want_grad):
             """A float32 pass over items idx, keeping each item's best bound and its alpha and beta."""
             value, _, saved, grads = self._pass(C[idx], dconst[idx], splits[idx], alpha[idx], beta[idx],
                                                 want_grad=want_grad, fast=True)
@@ -239,14 +239,14 @@ class ReluSplitter:
         # the last pass on all of them: branching reads it
         idx = np.arange(len(dconst))
         for _ in range(iterations):
-            _, (ga, gb) = steer(idx, want_grad=True)
+            _, (ga, gb) = steering_pass(idx, want_grad=True)
             live = best[idx] <= 0
             if not live.any():
                 break
             idx, ga, gb = idx[live], ga[live], gb[live]
             for key, p, g, lr, hi in (("alpha", alpha, ga, self.lr_alpha, 1.0), ("beta", beta, gb, self.lr_beta, None)):
                 p[idx] = np.clip(p[idx] + adam.step(key, g, lr, rows=idx, shape=p.shape), 0.0, hi)
-        saved, _ = steer(np.arange(len(dconst)), want_grad=False)
+        saved, _ = steering_pass(np.arange(len(dconst)), want_grad=False)
         best_alpha, best_beta = best_alpha.astype(np.float64), best_beta.astype(np.float64)
         value, lam_x, _, _ = self._pass(C, dconst, splits, best_alpha, best_beta, want_grad=False)
         if floor is not None:
