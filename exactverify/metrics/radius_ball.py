@@ -16,7 +16,10 @@ here the same branch and bound runs over the ball itself:
    bound (`_qp_leaf`).
 
 Answers "unsat" (no point of the closed ball ties or beats the label: rho >= r), "sat" (a re-checked
-strict flip within distance r, now the upper bound of `best`), or "unknown"/"timeout". Every
+strict flip within distance r, now the upper bound of `best`), or "unknown"/"timeout". A check asked
+to go on below the points it finds (`check(below=...)`, the radius search's check just below its upper
+bound) lowers r to just below each such point and goes on with the same tree over the smaller ball
+(`ReluSplitter.narrow_ball`): the bounds and refutations so far were proven over a superset of it. Every
 candidate on the way goes through `strict_point`, so even an undecided check can lower the upper
 bound. Soundness: unsat only from padded bounds over the ball (the leaves' QP multipliers included) or
 an infeasible MILP status.
@@ -147,27 +150,34 @@ class BallChecker:
         """CROWN alone proves every margin > 0 over the ball of radius r."""
         return bool(np.all(self.bounds(r, alpha="adaptive")[1] > 0))
 
-    def check(self, r: float, deadline: float, refine: bool = True) -> str:
-        """"unsat", "sat", "unknown" or "timeout" for the ball of radius r; see the module docstring.
-        refine=False: one split to the deadline on the bounds as they are (refined ones of a larger
-        ball, `self.refined`, included), without refining them."""
+    def check(self, r: float, deadline: float, refine: bool = True, below=None) -> tuple[str, float]:
+        """(status, radius): "unsat", "sat", "unknown" or "timeout" for the ball of that radius; see the
+        module docstring. refine=False: one split to the deadline on the bounds as they are (refined ones
+        of a larger ball, `self.refined`, included), without refining them.
+        below: None (the radius stays r: a point within it ends the check, "sat"), or a function of an
+        upper bound giving the radius to check instead, None once that point closes the bracket. Then a
+        point within the radius lowers it to below(its distance) and the check goes on over the smaller
+        ball with its tree as it stands (`ReluSplitter.narrow_ball`): an "unsat" proves the returned,
+        lowered radius, and "sat" means a point closed the bracket."""
         t0 = time.perf_counter()
+        state = _Radius(float(r), below)
         try:
-            status = self._check(float(r), deadline, refine)
+            status = self._check(state, deadline, refine)
         finally:
             self.stats.checks += 1
             self.stats.seconds += time.perf_counter() - t0
-        self.stats.log.append([float(r), status, round(time.perf_counter() - t0, 3)])
-        return status
+        self.stats.log.append([state.r, status, round(time.perf_counter() - t0, 3)])
+        return status, state.r
 
     def _prove(self, ks, r: float) -> None:
         """Record that no class others[k], k in ks, ties or beats the label in the ball of radius r."""
         for k in ks:
             self.proven[int(k)] = max(self.proven.get(int(k), 0.0), float(r))
 
-    def _check(self, r: float, deadline: float, refine: bool = True) -> str:
-        if self.best.upper <= r:
+    def _check(self, state: "_Radius", deadline: float, refine: bool = True) -> str:
+        if self.best.upper <= state.r and not state.lower_to(self.best.upper):
             return "sat"
+        r = state.r
         lb, m_lo = self.bounds(r)
         open_k = [k for k in range(len(self.others)) if not m_lo[k] > 0]
         self._prove(np.flatnonzero(m_lo > 0), r)
@@ -177,21 +187,33 @@ class BallChecker:
             return "unknown"
         disjuncts = [OutputConstraint(self.C[k:k + 1], np.zeros(1)) for k in range(len(self.others))]
 
+        splitters = []  # the split running now (a point within the radius may narrow its ball)
+
         def offer(x, deeper=None):
-            """A candidate: its strict flip (if one re-checks) offered to best; a counterexample if within r."""
+            """A candidate: its strict flip (if one re-checks) offered to best; a counterexample if within
+            the radius (unless the check goes on below it: then the running split's ball shrinks)."""
             self.best.offer(strict_point(self.network, self.x0, x, self.label, self.norm, self.dlo, self.dhi,
                                          self.seed, deeper), "ball check")
-            return self.best.point if self.best.upper <= r else None
+            if self.best.upper > state.r:
+                return None
+            if not state.lower_to(self.best.upper):
+                return self.best.point
+            splitters[-1].narrow_ball(NormBall(self.x0, state.r, self.norm))
+            return None
 
         def split(lb, open_k, until):
             """ReLU splitting on the classes open_k: (refuted, counterexample)."""
             def leaf(domain_bounds, di, splits):
                 if self.norm == "2":
                     return self._qp_leaf(splitter, di, splits, offer)
-                return self._leaf(domain_bounds, di, r, offer, until)
+                return self._leaf(domain_bounds, di, state.r, offer, until)
 
             splitter = relu_split.ReluSplitter(self.net_b, lb, disjuncts, offer, iterations=SPLIT_ITERATIONS,
                                                leaf=leaf, leaf_unstable=0 if self.norm == "2" else LEAF_BINARIES)
+            # the split starts over the current radius (a finished stage may have lowered it below lb's)
+            if lb.ball.radius > state.r:
+                splitter.narrow_ball(NormBall(self.x0, state.r, self.norm))
+            splitters.append(splitter)
             try:
                 return splitter.run(open_k, until)
             finally:
@@ -204,21 +226,23 @@ class BallChecker:
         probe = (min(max(PROBE_SECONDS, PROBE_SHARE * (deadline - now)), PROBE_MAX_SECONDS) if refine
                  else deadline - now)
         refuted, ce = split(lb, open_k, min(deadline, now + probe))
-        self._prove(refuted, r)
+        self._prove(refuted, state.r)
         for stage, domains in enumerate(REFINE_DOMAINS if refine else ()):
-            if ce is not None or self.best.upper <= r or set(refuted) >= set(open_k) or time.perf_counter() >= deadline:
+            if ce is not None or self.best.upper <= state.r or set(refuted) >= set(open_k) or time.perf_counter() >= deadline:
                 break
             open_k = [k for k in open_k if k not in refuted]
+            if lb.ball.radius > state.r:  # a point found in the probe lowered the radius: bound the smaller ball
+                lb = self.bounds(state.r)[0]
             now = time.perf_counter()
-            lb = self.refine(lb, r, now + REFINE_SHARE * (deadline - now), domains, open_k)
+            lb = self.refine(lb, state.r, now + REFINE_SHARE * (deadline - now), domains, open_k)
             m_lo = self.margins(lb)
-            self._prove([k for k in open_k if m_lo[k] > 0], r)
+            self._prove([k for k in open_k if m_lo[k] > 0], state.r)
             open_k = [k for k in open_k if not m_lo[k] > 0]
             now = time.perf_counter()
             until = deadline if stage == len(REFINE_DOMAINS) - 1 else now + SPLIT_SHARE * (deadline - now)
             refuted, ce = split(lb, open_k, until) if open_k else ([], None)
-            self._prove(refuted, r)
-        if ce is not None or self.best.upper <= r:
+            self._prove(refuted, state.r)
+        if ce is not None or self.best.upper <= state.r:
             return "sat"
         if set(refuted) >= set(open_k):
             return "unsat"
@@ -293,6 +317,25 @@ class BallChecker:
                 if splitter.domain_bound(di, splits, beta) > 0:
                     return True
         return False
+
+
+@dataclass
+class _Radius:
+    """A check's radius, which a point found within it may lower (`BallChecker.check`'s `below`)."""
+
+    r: float
+    below: object = None  # None, or upper bound -> the radius to check instead (None: the bracket is closed)
+
+    def lower_to(self, upper: float) -> bool:
+        """A point at distance `upper` <= r was found: lower r below it and go on (True), or end the
+        check with "sat" (False: the radius is fixed, or the point closes the bracket)."""
+        if self.below is None:
+            return False
+        r = self.below(upper)
+        if r is None or not r < self.r:
+            return False
+        self.r = float(r)
+        return True
 
 
 _SCALES = (1.0, 1e2, 1e4, 1e6)  # multiples of an emptiness certificate's multipliers to try

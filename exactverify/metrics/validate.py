@@ -708,7 +708,7 @@ def _exact_ball_answers(network, x, label, eps_list, norm, domain, timeout) -> d
                         "exact_seconds": 0.0, "counterexample": None}
             continue
         t = time.perf_counter()
-        status = "sat" if best.upper <= eps else checker.check(eps, time.perf_counter() + timeout)
+        status = "sat" if best.upper <= eps else checker.check(eps, time.perf_counter() + timeout)[0]
         reason = {"sat": "a re-checked counterexample within the ball", "unsat": "ball check: no flip in the ball",
                   "timeout": "time limit", "unknown": "ball check left domains open"}[status]
         out[eps] = {"exact": status, "exact_reason": reason, "exact_seconds": time.perf_counter() - t,

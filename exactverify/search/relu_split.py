@@ -396,6 +396,17 @@ class ReluSplitter:
             out.upper[2 * r + 1][off] = 0.0
         return out
 
+    def narrow_ball(self, ball) -> None:
+        """Go on over a smaller ball inside the one the search started with (same center and norm):
+        every bound so far, the frontier's and the root's, was proven over a superset of it, so it holds
+        here too, and a disjunct refuted so far stays refuted. A check that finds a point within its
+        radius goes on this way just below that point's distance, keeping its tree."""
+        old = self.ball
+        if (old is None or ball.norm != old.norm or not np.array_equal(ball.center, old.center)
+                or not ball.radius <= old.radius):
+            raise ValueError("a ReLU split's ball may only shrink about the same center, in the same norm")
+        self.ball = ball
+
     def corners(self, lam_x):
         """The point of the input set (the box corner without a ball) that minimises each item's last
         linear bound lam_x . x."""

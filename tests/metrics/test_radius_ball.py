@@ -92,8 +92,8 @@ def test_ball_checks_agree_with_the_oracle(oracle_cases):
     """Below rho a check never says sat and (within the budget) proves unsat; above it never says unsat."""
     unsat_below = 0
     for net, x0, label, norm, rho in oracle_cases:
-        below = _checker(net, x0, label, norm).check(rho * (1 - 1e-3), _deadline())
-        above = _checker(net, x0, label, norm).check(rho * (1 + 1e-3), _deadline())
+        below, _ = _checker(net, x0, label, norm).check(rho * (1 - 1e-3), _deadline())
+        above, _ = _checker(net, x0, label, norm).check(rho * (1 + 1e-3), _deadline())
         assert below != "sat" and above != "unsat", (norm, rho, below, above)
         unsat_below += below == "unsat"
     assert unsat_below == len(oracle_cases)
@@ -105,7 +105,7 @@ def test_l2_leaves_are_decided_by_the_qp_multipliers(oracle_cases):
     for net, x0, label, norm, rho in oracle_cases:
         if norm == "2":
             chk = _checker(net, x0, label, norm)
-            assert chk.check(rho * (1 - 1e-7), _deadline()) == "unsat"
+            assert chk.check(rho * (1 - 1e-7), _deadline())[0] == "unsat"
             leaves += chk.stats.leaves
     assert leaves > 0
 
@@ -116,7 +116,7 @@ def test_a_lying_leaf_is_caught(oracle_cases, monkeypatch):
     monkeypatch.setattr(radius_ball.BallChecker, "_leaf", lambda self, *a: True)
     wrong = 0
     for net, x0, label, norm, rho in oracle_cases:
-        wrong += _checker(net, x0, label, norm).check(rho * 1.2, _deadline()) == "unsat"
+        wrong += _checker(net, x0, label, norm).check(rho * 1.2, _deadline())[0] == "unsat"
     assert wrong > 0
 
 
@@ -132,7 +132,7 @@ def test_a_ball_bound_that_claims_too_much_is_caught(oracle_cases, monkeypatch):
         monkeypatch.setattr(norm_ball, name, raised)
     wrong = 0
     for net, x0, label, norm, rho in oracle_cases:
-        wrong += _checker(net, x0, label, norm).check(rho * 1.02, _deadline()) == "unsat"
+        wrong += _checker(net, x0, label, norm).check(rho * 1.02, _deadline())[0] == "unsat"
     assert wrong > 0
 
 
@@ -140,10 +140,57 @@ def test_a_check_without_refinement_agrees_with_the_oracle(oracle_cases):
     """refine=False (the L1 quick check): one split on the bounds given, no refinement, the same answers."""
     for net, x0, label, norm, rho in oracle_cases:
         chk = _checker(net, x0, label, norm)
-        below = chk.check(rho * (1 - 1e-3), _deadline(), refine=False)
-        above = chk.check(rho * (1 + 1e-3), _deadline(), refine=False)
+        below, _ = chk.check(rho * (1 - 1e-3), _deadline(), refine=False)
+        above, _ = chk.check(rho * (1 + 1e-3), _deadline(), refine=False)
         assert below == "unsat" and above != "unsat", (norm, rho, below, above)
         assert chk.stats.refine_seconds == 0.0 and chk.refined is None
+
+
+def _checks_going_on_below(oracle_cases, start=1.3):
+    """Ball checks started at start * rho that go on just below each point they find (`below`), over
+    every case: (unsat claimed past rho, unsat with the bracket closed, checks that lowered their radius)."""
+    wrong = closed = lowered = 0
+    for net, x0, label, norm, rho in oracle_cases:
+        chk = _checker(net, x0, label, norm)
+        status, r = chk.check(start * rho, _deadline(), below=lambda u: u - 0.5e-6 * max(1.0, u))
+        lowered += r < start * rho
+        if status == "unsat":
+            wrong += r > rho + 1e-7 * max(1.0, rho)
+            closed += chk.best.upper - r <= 1e-6 * max(1.0, chk.best.upper)
+    return wrong, closed, lowered
+
+
+def test_a_check_going_on_below_its_points_closes_the_bracket_at_rho(oracle_cases):
+    """Started well above rho, a check that goes on below each point it finds ends unsat just below
+    the nearest flip: its radius never passes rho, its last point is rho (the bracket closes)."""
+    wrong, closed, lowered = _checks_going_on_below(oracle_cases)
+    assert wrong == 0
+    assert closed == len(oracle_cases) and lowered == len(oracle_cases)
+
+
+def test_a_check_whose_split_narrows_too_far_is_caught(oracle_cases, monkeypatch):
+    """A split narrowed to half the radius the check goes on at (a slip between the claimed radius and
+    the ball the tree is bounded over) claims unsat past rho: the oracle sees it."""
+    from exactverify.bounds.norm_ball import NormBall
+    real = relu_split.ReluSplitter.narrow_ball
+    monkeypatch.setattr(relu_split.ReluSplitter, "narrow_ball",
+                        lambda self, ball: real(self, NormBall(ball.center, 0.5 * ball.radius, ball.norm)))
+    assert _checks_going_on_below(oracle_cases)[0] > 0
+
+
+def test_a_split_ball_only_shrinks_about_its_center(oracle_cases):
+    """`narrow_ball` refuses a larger ball, another center or another norm (the tree's bounds would not
+    hold there)."""
+    from exactverify.bounds.norm_ball import NormBall
+    net, x0, label, norm, rho = next(c for c in oracle_cases if c[3] == "2")
+    chk = _checker(net, x0, label, norm)
+    lb, _ = chk.bounds(rho)
+    splitter = relu_split.ReluSplitter(chk.net_b, lb, [], lambda x: None)
+    for ball in (NormBall(x0, 1.01 * rho, "2"), NormBall(x0 + 1e-3, 0.5 * rho, "2"), NormBall(x0, 0.5 * rho, "1")):
+        with pytest.raises(ValueError):
+            splitter.narrow_ball(ball)
+    splitter.narrow_ball(NormBall(x0, 0.5 * rho, "2"))
+    assert splitter.ball.radius == 0.5 * rho
 
 
 def _proven_beyond_oracle(oracle_cases, count=4):
