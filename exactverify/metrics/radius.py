@@ -379,7 +379,8 @@ class RadiusSearch:
         check just below the upper bound instead goes on just below each closer point it finds, keeping
         its tree (`just_below`): on the standard digits network (L2) checks that found a closer point
         after 5-83 s and then started again from nothing below it timed out at 120 s (points 1, 19, 58,
-        81); going on, points 1 and 58 closed in 166 s and 139 s in one check. A
+        81); going on, each closed in one check (88-154 s a point at 600 s a point), and point 95's
+        three checks (84 s) became one (34 s). A
         fixed-radius check has bounds over that ball only and asks a decision question: on MNIST 256x2
         it takes 1-10 s, where minimising the radius in one MILP could take more than a minute.
         The first check gets half the time left (a ball check BALL_FIRST_CHECK_SHARE of it); when it
