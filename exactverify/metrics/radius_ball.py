@@ -154,9 +154,10 @@ class BallChecker:
         """(status, radius): "unsat", "sat", "unknown" or "timeout" for the ball of that radius; see the
         module docstring. refine=False: one split to the deadline on the bounds as they are (refined ones
         of a larger ball, `self.refined`, included), without refining them.
-        below: None (the radius stays r: a point within it ends the check, "sat"), or a function of an
-        upper bound giving the radius to check instead, None once that point closes the bracket. Then a
-        point within the radius lowers it to below(its distance) and the check goes on over the smaller
+        below: None (the radius stays r: a point within it ends the check, "sat"), or a function of a
+        point's distance and the radius, giving the radius to check instead, or None to end the check
+        with "sat" there. Then a point within the radius lowers it to below(its distance, radius) and
+        the check goes on over the smaller
         ball with its tree as it stands (`ReluSplitter.narrow_ball`): an "unsat" proves the returned,
         lowered radius, and "sat" means a point closed the bracket."""
         t0 = time.perf_counter()
@@ -324,14 +325,14 @@ class _Radius:
     """A check's radius, which a point found within it may lower (`BallChecker.check`'s `below`)."""
 
     r: float
-    below: object = None  # None, or upper bound -> the radius to check instead (None: the bracket is closed)
+    below: object = None  # None, or (a point's distance, r) -> the radius to check instead (None: end with sat)
 
     def lower_to(self, upper: float) -> bool:
         """A point at distance `upper` <= r was found: lower r below it and go on (True), or end the
-        check with "sat" (False: the radius is fixed, or the point closes the bracket)."""
+        check with "sat" (False: the radius is fixed, or `below` says so)."""
         if self.below is None:
             return False
-        r = self.below(upper)
+        r = self.below(upper, self.r)
         if r is None or not r < self.r:
             return False
         self.r = float(r)

@@ -152,7 +152,7 @@ def _checks_going_on_below(oracle_cases, start=1.3):
     wrong = closed = lowered = 0
     for net, x0, label, norm, rho in oracle_cases:
         chk = _checker(net, x0, label, norm)
-        status, r = chk.check(start * rho, _deadline(), below=lambda u: u - 0.5e-6 * max(1.0, u))
+        status, r = chk.check(start * rho, _deadline(), below=lambda u, r: u - 0.5e-6 * max(1.0, u))
         lowered += r < start * rho
         if status == "unsat":
             wrong += r > rho + 1e-7 * max(1.0, rho)
@@ -424,3 +424,16 @@ def test_lp_tightening_over_too_small_a_ball_is_caught(oracle_cases, monkeypatch
                         lambda self, lb, r, until: real(self, lb, 0.5 * r, until))
     monkeypatch.setattr(RadiusSearch, "quick_check", lambda self: None)
     assert _l1_overshoots(oracle_cases) > 0
+
+
+def test_a_check_goes_on_only_just_below_its_radius():
+    """The radius search's rule (`radius.just_below`): a point within GO_ON_MAX_DROP of the check's radius
+    lowers it to just below the point; a point far below it, or one that closes the bracket, ends the
+    check with sat (None)."""
+    from exactverify.metrics.radius import EXACT_RTOL, GO_ON_MAX_DROP, just_below
+    below = just_below(0.5)
+    r = 0.8
+    near = r * (1 - 0.5 * GO_ON_MAX_DROP)
+    assert below(near, r) == pytest.approx(near - 0.5 * EXACT_RTOL) and below(near, r) < near
+    assert below(r * (1 - 2 * GO_ON_MAX_DROP), r) is None
+    assert just_below(r - 0.2 * EXACT_RTOL)(r - 0.1 * EXACT_RTOL, r) is None  # the point closes the bracket
