@@ -34,9 +34,10 @@ How rho is computed (`pointwise_robustness`, one `RadiusSearch`):
    for every other class) instead of x0's, and again in the next region across the optimum's facet,
    lowers R to a local minimum of the distance; then a check of the ball of radius
    R - 5e-7 max(1, R): unsat there proves rho >= that radius and closes the bracket. For L1 and L2 a
-   closer point that the check finds lowers its radius to just below that point and the check goes on
+   closer point that the check finds (after region descent from it, and if it lies within
+   GO_ON_MAX_DROP of the radius) lowers its radius to just below that point and the check goes on
    with its tree (radius_ball.py, `check(below=...)`: the ball only shrinks, so every refuted domain
-   stays refuted); for L-inf a sat gives a closer point and the loop repeats. On the first six MNIST images
+   stays refuted); otherwise, and for L-inf, a sat gives a closer point and the loop repeats. On the first six MNIST images
    (256x2, 60 s) this closed images 0, 1, 2 in 4-9 s, where the radius MILP of step 3 needed
    19-46 s or timed out; what is left open goes on to step 3. L1 on a finite domain skips the
    checks (`RadiusSearch.ball_milps`): once the descents have found a point it goes to step 3, whose
