@@ -160,6 +160,11 @@ def closed(lower: float, upper: float) -> bool:
     return math.isfinite(upper) and upper - lower <= EXACT_RTOL * max(1.0, upper)
 
 
+def radius_below(upper: float, lower: float) -> float:
+    """The radius of the check just below an upper bound: its unsat closes the bracket [lower, upper]."""
+    return max(upper - 0.5 * EXACT_RTOL * max(1.0, upper), lower)
+
+
 def just_below(lower: float, descend=None):
     """For a ball check that goes on below each point it finds (`BallChecker.check`'s `below`): the
     radius just below a point's distance, the one whose unsat closes the bracket; None (end the check
@@ -174,7 +179,7 @@ def just_below(lower: float, descend=None):
             upper = min(upper, descend())
         if closed(lower, upper) or upper < (1.0 - GO_ON_MAX_DROP) * r:
             return None
-        return max(upper - 0.5 * EXACT_RTOL * max(1.0, upper), lower)
+        return radius_below(upper, lower)
     return below
 
 
@@ -364,7 +369,7 @@ class RadiusSearch:
         # (an unchanged upper bound leaves `exact_milps` this region as it is)
         if sum(reg["lb"].unstable_counts(reg["net"])[1:]) > QUICK_CHECK_MAX_UNSTABLE:
             return
-        r = max(upper - 0.5 * EXACT_RTOL * max(1.0, upper), self.lower)
+        r = radius_below(upper, self.lower)
         status, r = self.check(r, min(QUICK_CHECK_SECONDS, QUICK_CHECK_SHARE * self.timeout), refine=False)
         if status == "unsat":
             self.lower = max(self.lower, r)
@@ -420,7 +425,6 @@ class RadiusSearch:
         """
         network, x0, label, dlo, dhi = self.network, self.x0, self.label, self.dlo, self.dhi
         best, deadline, stats, seed = self.best, self.deadline, self.stats, self.seed
-        close = 0.5 * EXACT_RTOL
         timeouts = 0
         norm = self.norm
         # the check just below the upper bound is the one that can close the bracket; a ball check there
@@ -432,7 +436,7 @@ class RadiusSearch:
             return deadline if norm == "inf" else min(deadline, time.perf_counter() + share * self.timeout)
         descend_all_classes(network, x0, label, norm, dlo, dhi, best, descent_deadline(0.2), stats, seed)
         while time.perf_counter() < deadline:
-            region_descent(network, x0, label, norm, dlo, dhi, best, descent_deadline(0.05), stats)
+            self.descend_from_best(descent_deadline(0.05))
             upper = best.upper
             if closed(lower, upper):
                 break
@@ -449,7 +453,7 @@ class RadiusSearch:
             if timeouts >= 2:
                 r, budget, below = 0.5 * (lower + upper), remaining, None
             else:
-                r, budget = max(upper - close * max(1.0, upper), lower), first_share * remaining
+                r, budget = radius_below(upper, lower), first_share * remaining
                 below = just_below(lower, lambda: self.descend_from_best(descent_deadline(0.05)))
             # just below a descended upper bound the attack rarely finds anything: keep its share small
             status, r = self.check(r, budget, None if timeouts >= 2 else 0.25, below=below)
