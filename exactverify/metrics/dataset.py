@@ -19,7 +19,7 @@ from ..core.runner import Runner, gather
 from ..core.runtime import progress_bar
 from .bastani import bastani_estimate
 from .norms import check_norm
-from .radius import EXACT_RTOL, pointwise_robustness
+from .radius import closed, pointwise_robustness
 from .radius_attack import flip_margin
 
 _WORKER: dict = {}
@@ -176,7 +176,7 @@ def plot_metrics(report: dict, path, eps_max: float | None = None) -> None:
     top = eps_max or (float(np.max(finite)) * 1.05 if len(finite) else 1.0)
     grid = np.linspace(0, top, 400)
     fig, ax = plt.subplots(figsize=(6, 4))
-    exact_all = bool(np.all(up - lo <= EXACT_RTOL * np.maximum(1.0, np.where(np.isfinite(up), up, 1.0))))
+    exact_all = all(closed(l, u) for l, u in zip(lo, up))
     ax.plot(grid, [(up <= e).sum() for e in grid], label="exact rho (exactverify)" if exact_all
             else "rho upper bound (exactverify)")
     if not exact_all:
