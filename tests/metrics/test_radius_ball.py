@@ -437,3 +437,39 @@ def test_a_check_goes_on_only_just_below_its_radius():
     assert below(near, r) == pytest.approx(near - 0.5 * EXACT_RTOL) and below(near, r) < near
     assert below(r * (1 - 2 * GO_ON_MAX_DROP), r) is None
     assert just_below(r - 0.2 * EXACT_RTOL)(r - 0.1 * EXACT_RTOL, r) is None  # the point closes the bracket
+
+
+def test_the_search_does_not_descend_twice_from_a_point_a_check_descended_from(monkeypatch):
+    """A ball check just below the upper bound that finds a point far below its radius descends from
+    it (`radius.just_below`) and ends with sat; the radius search's loop then goes straight to its next
+    check instead of descending from the same point again (on MNIST 256x2 that doubled each round's
+    region-LP time). The checks here are stand-ins: two such sats, then an unsat."""
+    from exactverify.metrics import radius
+    net, x0, label = _instance(*NETS[0])
+    descents = []  # who called each descent from the best point: the loop or a check
+    inside_check = [False]
+    real_descent = radius.RadiusSearch.descend_from_best
+
+    def descend_from_best(self, deadline):
+        descents.append("check" if inside_check[0] else "loop")
+        return real_descent(self, deadline)
+
+    checks = []
+
+    def check(self, r, budget, attack_time=None, refine=True, below=None):
+        checks.append(below is not None)
+        if len(checks) <= 2 and below is not None:
+            inside_check[0] = True
+            try:
+                assert below(0.5 * r, r) is None  # far below the radius: descend, then end with sat
+            finally:
+                inside_check[0] = False
+            return "sat", r
+        return "unsat", r
+
+    monkeypatch.setattr(radius.RadiusSearch, "descend_from_best", descend_from_best)
+    monkeypatch.setattr(radius.RadiusSearch, "check", check)
+    res = pointwise_robustness(net, x0, label, norm="2", domain=DOMAIN, timeout=VERDICT_TIMEOUT)
+    assert checks[:3] == [True, True, True]
+    assert descents == ["loop", "check", "check"]
+    assert res.status == "exact"
