@@ -59,7 +59,10 @@ REFINE_SHARE, REFINE_DOMAINS, SPLIT_SHARE = 0.3, (1024,), 0.5
 # bounds and a smaller tree; the steps skip the domains that already look refuted. On the standard digits
 # network's L2 point 60 (the check just below rho, with its refinement at the same number of steps):
 # 8 steps 427k domains, 28.1 s; 12 steps 267k, 24.2 s; 16 steps 201k, 23.9 s; 24 steps 147k, 25.8 s
-# (two runs at once on the two cores)
+# (two runs at once on the two cores). The count also decides which corner points a check finds: on MNIST
+# 256x2 (L2, 30 s) session 6's code (8 steps) left lower upper bounds than session 7's (12) on 21 of the
+# 27 images where they differ, with the same exact count (1 of 100); with 8 steps the code of session 9
+# retraces session 6's checks on images 42 and 48 (48: 0.496 against 0.545 with 12)
 SPLIT_ITERATIONS = 12
 # how deep into the flip region a leaf's second candidate lies (past float32 rounding of a logit); the
 # re-check then walks back from it towards the first, tied, candidate
